@@ -1,0 +1,39 @@
+import ArgumentParser
+import Foundation
+import PayNotify
+
+/// Flags shared by the commands. Each overrides the environment variable named in its help, and is
+/// validated with it, so an error names the variable whichever way the value came.
+struct Settings: ParsableArguments {
+    @Option(help: "Address to bind (PAYNOTIFY_HOST).")
+    var host: String?
+
+    @Option(help: "Port to bind (PAYNOTIFY_PORT).")
+    var port: String?
+
+    @Option(help: "postgres:// URL or libpq connection string (DATABASE_URL).")
+    var databaseURL: String?
+
+    @Option(help: "Directory of NNNN_name.sql migrations (PAYNOTIFY_MIGRATIONS_DIR).")
+    var migrations: String?
+
+    @Option(help: "trace, debug, info, notice, warning, error or critical (PAYNOTIFY_LOG_LEVEL).")
+    var logLevel: String?
+
+    /// The environment with the flags laid over it, validated.
+    func configuration() throws -> AppConfiguration {
+        var environment = ProcessInfo.processInfo.environment
+        let flags = [
+            "PAYNOTIFY_HOST": self.host, "PAYNOTIFY_PORT": self.port, "DATABASE_URL": self.databaseURL,
+            "PAYNOTIFY_MIGRATIONS_DIR": self.migrations, "PAYNOTIFY_LOG_LEVEL": self.logLevel,
+        ]
+        for case (let name, let value?) in flags { environment[name] = value }
+        do {
+            return try AppConfiguration(environment: environment)
+        } catch {
+            // EX_CONFIG: the process refuses to start, saying which setting is wrong.
+            FileHandle.standardError.write(Data("paynotify: configuration error: \(error)\n".utf8))
+            throw ExitCode(78)
+        }
+    }
+}

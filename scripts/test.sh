@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# `make test`: a throwaway PostgreSQL cluster for this run (stopped and removed afterwards, even when
+# the tests fail), the format check, then `swift test`. Exits with the tests' status.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/install-deps.sh
+
+work=$(mktemp -d /tmp/paynotify-test.XXXXXX)
+cleanup() {
+    # Clusters the tests made for themselves live under $work too.
+    for cluster in "$work"/*/; do
+        scripts/pg-cluster.sh stop "$cluster" || true
+    done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+PAYNOTIFY_TEST_DATABASE_URL=$(scripts/pg-cluster.sh start "$work/shared" auto test)
+export PAYNOTIFY_TEST_DATABASE_URL
+export PAYNOTIFY_TEST_WORK_DIR="$work"
+echo "test database: $PAYNOTIFY_TEST_DATABASE_URL"
+
+echo "checking format (make fmt fixes it)"
+swift format lint --strict --recursive --parallel Package.swift Sources Tests
+
+swift test "$@"
