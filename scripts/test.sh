@@ -15,6 +15,7 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 PAYNOTIFY_TEST_DATABASE_URL=$(scripts/pg-cluster.sh start "$work/shared" auto test)
 export PAYNOTIFY_TEST_DATABASE_URL
@@ -24,4 +25,5 @@ echo "test database: $PAYNOTIFY_TEST_DATABASE_URL"
 echo "checking format (make fmt fixes it)"
 swift format lint --strict --recursive --parallel Package.swift Sources Tests
 
-swift test "$@"
+# A hung test must fail the run, not eat CI's whole time budget.
+timeout --signal=TERM --kill-after=30s "${PAYNOTIFY_TEST_TIMEOUT:-30m}" swift test "$@"

@@ -35,7 +35,15 @@ public struct ConnectionConfiguration: Sendable, CustomStringConvertible {
     ) throws(PostgresError) {
         self.connectionString = connectionString
         self.defaults = defaults
-        _ = try Self.parse(connectionString)
+        let options = try Self.parse(connectionString)
+        // libpq checks ports only when it connects; a typo should stop the service at start instead.
+        for (keyword, value) in options where keyword == "port" {
+            for port in value.split(separator: ",", omittingEmptySubsequences: false) where !port.isEmpty {
+                guard let number = Int(port), (1...65535).contains(number) else {
+                    throw PostgresError(kind: .invalidConnectionString, message: "invalid port number: \"\(port)\"")
+                }
+            }
+        }
     }
 
     /// The settings with any password left out, for logs.

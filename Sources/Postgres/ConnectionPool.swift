@@ -25,7 +25,8 @@ import Synchronization
 /// idle (restart, `pg_terminate_backend`) is replaced by a fresh one. A connection that breaks
 /// in use, or is returned with a transaction open, is closed instead of reused.
 ///
-/// - Important: The pool lends connections only while ``run()`` is running.
+/// - Important: The pool lends connections only while ``run()`` is running. Callers that come
+///   before it starts wait for it, within their acquire timeout.
 public final class ConnectionPool: Service, Sendable {
     public struct Configuration: Sendable {
         public var connection: ConnectionConfiguration
@@ -86,6 +87,9 @@ public final class ConnectionPool: Service, Sendable {
         }
         precondition(!alreadyRunning, "ConnectionPool.run() must be called only once")
         self.threadPool.start()
+        for waiter in self.state.withLock({ $0.machine.started() }) {
+            waiter.resume(returning: nil)
+        }
         // Returns at graceful shutdown, or throws at cancellation; either way the pool closes.
         try? await gracefulShutdown()
         let shutdown = self.state.withLock { $0.machine.shutdown() }

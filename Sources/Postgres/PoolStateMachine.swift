@@ -50,6 +50,8 @@ public struct PoolStateMachine<Connection, Waiter> {
     private var idle: [Connection] = []
     private var waiters: Deque<(id: Int, waiter: Waiter)> = []
     private var lent = 0
+    /// Until the pool runs, requests queue (and time out if it never does).
+    private var isStarted = false
     private var isShutDown = false
 
     public init(maximumConnections: Int) {
@@ -60,12 +62,24 @@ public struct PoolStateMachine<Connection, Waiter> {
     /// Connections lent out, idle, and callers waiting.
     public var counts: (lent: Int, idle: Int, waiting: Int) { (self.lent, self.idle.count, self.waiters.count) }
 
+    /// The pool starts running: waiters queued before now get empty slots, up to the maximum.
+    public mutating func started() -> [Waiter] {
+        precondition(!self.isStarted, "started twice")
+        self.isStarted = true
+        var served: [Waiter] = []
+        while self.lent < self.maximumConnections, let next = self.waiters.popFirst() {
+            self.lent += 1
+            served.append(next.waiter)
+        }
+        return served
+    }
+
     /// A caller wants a slot. Without a waiter it learns whether it must wait; with one it is queued.
     public mutating func leaseRequested(id: Int, waiter: Waiter?) -> LeaseAction {
         guard !self.isShutDown else { return .fail(waiter) }
         // Only the caller that reached the queue first may take a slot that frees up; a newcomer
         // jumps no queue.
-        if self.waiters.isEmpty {
+        if self.isStarted && self.waiters.isEmpty {
             if let connection = self.idle.popLast() {
                 self.lent += 1
                 return .lease(connection)

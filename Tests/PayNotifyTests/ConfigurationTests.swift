@@ -1,0 +1,46 @@
+import PayNotify
+import Testing
+
+@Suite("AppConfiguration")
+struct ConfigurationTests {
+    private let valid = ["DATABASE_URL": "postgres://postgres@127.0.0.1:5432/paynotify"]
+
+    /// Defaults apply when only the database is given.
+    @Test func defaults() throws {
+        let configuration = try AppConfiguration(environment: self.valid)
+        #expect(configuration.host == "127.0.0.1")
+        #expect(configuration.port == 8080)
+        #expect(configuration.poolSize == 10)
+        #expect(configuration.acquireTimeout == .seconds(5))
+        #expect(configuration.migrateOnStart)
+    }
+
+    /// A missing database URL is refused, naming DATABASE_URL.
+    @Test func missingDatabaseURLIsNamed() {
+        let error = #expect(throws: ConfigurationError.self) { try AppConfiguration(environment: [:]) }
+        #expect(error?.setting == "DATABASE_URL")
+    }
+
+    /// A bad URL is refused, naming DATABASE_URL, without repeating the password.
+    @Test func badDatabaseURLIsNamedWithoutItsSecret() {
+        let error = #expect(throws: ConfigurationError.self) {
+            try AppConfiguration(environment: ["DATABASE_URL": "postgres://payer:hunter2-secret@db:notaport/pay"])
+        }
+        #expect(error?.setting == "DATABASE_URL")
+        #expect(error.map { !"\($0)".contains("hunter2-secret") } ?? false)
+    }
+
+    /// Each invalid value names its own variable.
+    @Test(arguments: [
+        ("PAYNOTIFY_PORT", "eighty"), ("PAYNOTIFY_PORT", "70000"), ("PAYNOTIFY_DB_POOL_SIZE", "0"),
+        ("PAYNOTIFY_DB_ACQUIRE_TIMEOUT_MS", "-5"), ("PAYNOTIFY_MIGRATE_ON_START", "maybe"),
+        ("PAYNOTIFY_LOG_LEVEL", "loud"),
+    ])
+    func invalidValuesAreNamed(setting: String, value: String) {
+        var environment = self.valid
+        environment[setting] = value
+        let error = #expect(throws: ConfigurationError.self) { try AppConfiguration(environment: environment) }
+        #expect(error?.setting == setting)
+        #expect(error?.message.contains(value) == true)
+    }
+}

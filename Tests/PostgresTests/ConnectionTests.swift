@@ -1,0 +1,192 @@
+import Foundation
+import Postgres
+import TestSupport
+import Testing
+
+@Suite("Connection against a real PostgreSQL")
+struct ConnectionTests {
+    /// Quotes, injection strings, NULL, unicode, bytea and integers survive a write and a read unchanged.
+    @Test func parametersRoundTripThroughATable() async throws {
+        let database = try await TestDatabase.create()
+        let texts = [
+            "O'Reilly said \"hi\"", "'; DROP TABLE samples; --", "支付成功 ✅ naïve café 🙂", "", "back\\slash\ttab\nnewline",
+        ]
+        let bytes = (0...255).map(UInt8.init) + [0, 0]
+        let rows = try await database.withConnection { connection in
+            try connection.execute(
+                "CREATE TABLE samples (id int PRIMARY KEY, label text, payload bytea, amount bigint)"
+            )
+            for (index, text) in texts.enumerated() {
+                try connection.execute(
+                    "INSERT INTO samples (id, label, payload, amount) VALUES ($1, $2, $3, $4)",
+                    [Int32(index), text, bytes, Int64.min + Int64(index)]
+                )
+            }
+            try connection.execute(
+                "INSERT INTO samples (id, label, payload, amount) VALUES ($1, $2, $3, $4)",
+                [Int32(99), String?.none, [UInt8]?.none, Int?.none]
+            )
+            return try connection.query("SELECT id, label, payload, amount FROM samples ORDER BY id")
+        }
+        #expect(rows.count == texts.count + 1)
+        for (index, text) in texts.enumerated() {
+            #expect(try rows[index].decode(String.self, column: "label") == text)
+            #expect(try rows[index].decode([UInt8].self, column: "payload") == bytes)
+            #expect(try rows[index].decode(Int64.self, column: "amount") == Int64.min + Int64(index))
+        }
+        let nulls = rows[texts.count]
+        #expect(try nulls.decode(String?.self, column: "label") == nil)
+        #expect(try nulls.decode([UInt8]?.self, column: "payload") == nil)
+        #expect(try nulls.decode(Int?.self, column: "amount") == nil)
+        #expect(throws: PostgresError.self) { try nulls.decode(String.self, column: "label") }
+        #expect(
+            try await database.withConnection {
+                try $0.query("SELECT count(*) FROM samples").first!.decode(Int.self, at: 0)
+            } == 6
+        )
+    }
+
+    /// Booleans, doubles, UUIDs, timestamps and jsonb round-trip, typed as the server sees them.
+    @Test func typedValuesRoundTrip() async throws {
+        let database = try await TestDatabase.create()
+        let id = UUID()
+        let when = Date(timeIntervalSince1970: 1_790_000_000.123456)
+        let row = try await database.withConnection { connection in
+            try connection.query(
+                "SELECT $1::bool, $2::float8, $3::uuid, $4::timestamptz, $5::jsonb, $6::int4, $7::uuid::text",
+                [true, 2.5, id, when, #"{"a": [1, "二"]}"#, Int32(-7), id]
+            ).first!
+        }
+        #expect(try row.decode(Bool.self, at: 0) == true)
+        #expect(try row.decode(Double.self, at: 1) == 2.5)
+        #expect(try row.decode(UUID.self, at: 2) == id)
+        #expect(abs(try row.decode(Date.self, at: 3).timeIntervalSince(when)) < 0.000_001)
+        #expect(try row.decode(String.self, at: 4) == #"{"a": [1, "二"]}"#)
+        #expect(try row.decode(Int.self, at: 5) == -7)
+        #expect(try row.decode(String.self, at: 6) == id.uuidString.lowercased())
+    }
+
+    /// Reading a column as the wrong type is a decoding error naming the column, not a crash.
+    @Test func decodingTheWrongTypeNamesTheColumn() async throws {
+        let database = try await TestDatabase.create()
+        let row = try await database.withConnection { try $0.query("SELECT 'x'::text AS label").first! }
+        let error = try #require(throws: PostgresError.self) { try row.decode(Int.self, column: "label") }
+        #expect(error.kind == .decoding)
+        #expect(error.message.contains("label"))
+        #expect(throws: PostgresError.self) { try row.decode(Int.self, column: "missing") }
+    }
+
+    /// A text parameter holding NUL is refused before it is sent, and the connection stays usable.
+    @Test func textWithNULByteIsRefused() async throws {
+        let database = try await TestDatabase.create()
+        try await database.withConnection { connection in
+            let error = try #require(throws: PostgresError.self) {
+                try connection.query("SELECT $1::text", ["a\u{0}b"])
+            }
+            #expect(error.kind == .invalidParameter)
+            #expect(try connection.query("SELECT 1").count == 1)
+        }
+    }
+
+    /// A unique violation surfaces as the named SQLSTATE with its constraint.
+    @Test func uniqueViolationCarriesSQLState() async throws {
+        let database = try await TestDatabase.create()
+        let error = try await database.withConnection { connection in
+            try connection.execute("CREATE TABLE items (name text CONSTRAINT items_name_key UNIQUE)")
+            try connection.execute("INSERT INTO items VALUES ($1)", ["a"])
+            return try #require(throws: PostgresError.self) {
+                try connection.execute("INSERT INTO items VALUES ($1)", ["a"])
+            }
+        }
+        #expect(error.kind == .server)
+        #expect(error.sqlState == .uniqueViolation)
+        #expect(error.constraint == "items_name_key")
+        #expect(!error.isTransient)
+    }
+
+    /// A transaction whose body throws leaves no rows behind.
+    @Test func failingTransactionLeavesNoRows() async throws {
+        let database = try await TestDatabase.create()
+        let count = try await database.withConnection { connection in
+            try connection.execute("CREATE TABLE items (name text UNIQUE)")
+            #expect(throws: PostgresError.self) {
+                try connection.transaction { connection in
+                    try connection.execute("INSERT INTO items VALUES ($1)", ["first"])
+                    try connection.execute("INSERT INTO items VALUES ($1)", ["first"])
+                }
+            }
+            return try connection.query("SELECT count(*) FROM items").first!.decode(Int.self, at: 0)
+        }
+        #expect(count == 0)
+    }
+
+    /// An error caught inside a transaction still fails the commit: nothing looks committed that was not.
+    @Test func commitAfterCaughtErrorThrows() async throws {
+        let database = try await TestDatabase.create()
+        let count = try await database.withConnection { connection in
+            try connection.execute("CREATE TABLE items (name text UNIQUE)")
+            let error = try #require(throws: PostgresError.self) {
+                try connection.transaction { connection in
+                    try connection.execute("INSERT INTO items VALUES ($1)", ["kept?"])
+                    _ = try? connection.execute("SELECT * FROM no_such_table")
+                }
+            }
+            #expect(error.sqlState == .inFailedTransaction)
+            return try connection.query("SELECT count(*) FROM items").first!.decode(Int.self, at: 0)
+        }
+        #expect(count == 0)
+    }
+
+    /// A successful transaction commits, and its value comes back.
+    @Test func transactionCommits() async throws {
+        let database = try await TestDatabase.create()
+        let count = try await database.withConnection { connection in
+            try connection.execute("CREATE TABLE items (name text)")
+            let inserted = try connection.transaction(isolation: .serializable) { connection in
+                try connection.execute("INSERT INTO items VALUES ($1), ($2)", ["a", "b"])
+            }
+            #expect(inserted == 2)
+            return try connection.query("SELECT count(*) FROM items").first!.decode(Int.self, at: 0)
+        }
+        #expect(count == 2)
+    }
+
+    /// libpq parses the strings: a bad one is refused with its message; an unreachable server fails clearly.
+    @Test func badConnectionStringsAndUnreachableServers() async throws {
+        let invalid = try #require(throws: PostgresError.self) {
+            try ConnectionConfiguration("postgres://host:notaport/db")
+        }
+        #expect(invalid.kind == .invalidConnectionString)
+        #expect(throws: PostgresError.self) { try ConnectionConfiguration("host=a port") }
+        let unreachable = try ConnectionConfiguration("postgres://postgres@127.0.0.1:1/paynotify?connect_timeout=2")
+        let error = try await #require(throws: PostgresError.self) {
+            try await TestThreads.withConnection(unreachable) { _ in }
+        }
+        #expect(error.kind == .connectionFailed)
+        #expect(error.message.contains("127.0.0.1"))
+        #expect(error.isTransient)
+    }
+
+    /// A multi-host string is libpq's to follow: the first host is down, the second answers.
+    @Test func multiHostStringsWork() async throws {
+        let url = try TestEnvironment.databaseURL()
+        let port = try #require(URLComponents(string: url)?.port)
+        let configuration = try ConnectionConfiguration(
+            "host=127.0.0.1,127.0.0.1 port=1,\(port) user=postgres dbname=paynotify target_session_attrs=read-write"
+        )
+        let answer = try await TestThreads.withConnection(configuration) {
+            try $0.query("SELECT 42").first!.decode(Int.self, at: 0)
+        }
+        #expect(answer == 42)
+    }
+
+    /// The description of a configuration never shows the password.
+    @Test func descriptionHidesThePassword() throws {
+        let configuration = try ConnectionConfiguration(
+            "postgres://payer:s3cret-pw@db.example:5432/pay?sslmode=require"
+        )
+        #expect(!configuration.description.contains("s3cret-pw"))
+        #expect(configuration.description.contains("host=db.example"))
+        #expect(configuration.description.contains("sslmode=require"))
+    }
+}
