@@ -130,9 +130,10 @@ public final class ConnectionPool: Service, Sendable {
                 return (result, PooledConnection(connection))
             }
         } catch {
-            // The thread pool refused the work (shut down, or the task was cancelled before it ran).
+            // The thread pool skipped the work: the caller was cancelled before it ran, or the pool
+            // shut down with it queued (which NIO also reports as a cancellation).
             self.release(leased)
-            throw error is CancellationError ? error : Self.closedError
+            throw Task.isCancelled ? error : Self.closedError
         }
         self.release(outcome.1)
         return try outcome.0.get()
