@@ -19,6 +19,8 @@ mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
 data="$dir/data"
 socket="$dir/run"
+# The cluster's owner may not be able to enter the caller's working directory.
+cd /
 
 bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
 [ -x "$bin/pg_ctl" ] || { echo "pg-cluster: PostgreSQL server not installed (run scripts/install-deps.sh)" >&2; exit 1; }
