@@ -45,6 +45,15 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "Payments",
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "OrderStore",
+            dependencies: ["Payments", "Postgres"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "PayNotify",
             dependencies: [
                 "Postgres",
@@ -87,6 +96,16 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "PaymentsTests",
+            dependencies: ["Payments"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "OrderStoreTests",
+            dependencies: ["OrderStore", "Payments", "Postgres", "TestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

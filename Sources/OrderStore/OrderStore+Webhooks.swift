@@ -1,0 +1,174 @@
+public import Payments
+import Postgres
+
+extension OrderStore {
+    /// What recording a verified delivery did. Every outcome is answered with the provider's
+    /// success reply: the delivery is safely recorded and retrying it would change nothing.
+    public enum DeliveryOutcome: String, Sendable, Hashable {
+        /// The order changed status or gained a progress event.
+        case applied
+        /// Recorded; late or repeated news, so the order is unchanged.
+        case noChange = "no_change"
+        /// Recorded; a delivery type the service does not act on.
+        case ignored
+        /// Recorded with an alert; no order matches the reference.
+        case unknownOrder = "unknown_order"
+        /// Recorded with an alert; the paid amount or currency differs from the order's.
+        case mismatch
+        /// Recorded with an alert; the event contradicts the order's state.
+        case contradiction
+        /// This provider event id was recorded before; nothing was written.
+        case duplicate
+    }
+
+    /// Records a verified delivery and applies it, in one transaction: lock the order, decide with
+    /// the pure ``OrderStateMachine``, insert the inbox row (its unique key turns a repeat into
+    /// ``DeliveryOutcome/duplicate`` and rolls back), then write the status, events, alert and
+    /// notification.
+    public func record(_ delivery: WebhookDelivery) async throws -> DeliveryOutcome {
+        try await self.pool.withConnection { connection in
+            do {
+                return try connection.transaction { connection in
+                    try Self.record(delivery, on: connection)
+                }
+            } catch DuplicateDelivery.found {
+                return .duplicate
+            }
+        }
+    }
+
+    /// Thrown inside the transaction to roll it back when the inbox already has the delivery.
+    private enum DuplicateDelivery: Error {
+        case found
+    }
+
+    private static func record(_ delivery: WebhookDelivery, on connection: Connection) throws -> DeliveryOutcome {
+        let order = try delivery.orderReference.flatMap { try Self.lockOrder(reference: $0, on: connection) }
+        var machine = order.map { OrderStateMachine(status: $0.status, price: $0.price) }
+        let action = delivery.event.flatMap { event in machine?.paymentEventReceived(event) }
+        let outcome: DeliveryOutcome =
+            switch (order, delivery.event, action) {
+            case (_, nil, _): .ignored
+            case (nil, _, _): .unknownOrder
+            case (_, _, .transition?), (_, _, .progress?): .applied
+            case (_, _, .reject(let alert)?): alert.kind == .amountMismatch ? .mismatch : .contradiction
+            case (_, _, .ignore?), (_, _, nil): .noChange
+            }
+        let inserted = try connection.query(
+            """
+            INSERT INTO webhook_inbox (provider, provider_event_id, order_reference, order_id, event_type, outcome, raw_body)
+            VALUES ($1, $2, $3, $4, $5, $6, $7)
+            ON CONFLICT (provider, provider_event_id) DO NOTHING
+            RETURNING id
+            """,
+            [
+                delivery.provider.rawValue, delivery.eventID, delivery.orderReference, order?.id, delivery.eventType,
+                outcome.rawValue, delivery.rawBody,
+            ]
+        )
+        guard !inserted.isEmpty else { throw DuplicateDelivery.found }
+
+        guard let order, let event = delivery.event, let action else {
+            if outcome == .unknownOrder {
+                try Self.raiseAlert(
+                    kind: "unknown_order",
+                    provider: delivery.provider,
+                    orderID: nil,
+                    message:
+                        "\(delivery.eventType) \(delivery.eventID) names an unknown order \(delivery.orderReference ?? "(none)")",
+                    on: connection
+                )
+            }
+            return outcome
+        }
+        switch action {
+        case .transition(let from, let to, let alert):
+            let eventID = try Self.changeStatus(orderID: order.id, from: from, to: to, on: connection)
+            if let alert {
+                try Self.raiseAlert(
+                    kind: alert.kind.rawValue,
+                    provider: delivery.provider,
+                    orderID: order.id,
+                    message: alert.message,
+                    on: connection
+                )
+            }
+            try Self.notify(orderID: order.id, eventID: eventID, on: connection)
+        case .progress:
+            let eventID = try Self.appendProgressEvent(orderID: order.id, event: event, on: connection)
+            try Self.notify(orderID: order.id, eventID: eventID, on: connection)
+        case .reject(let alert):
+            try Self.raiseAlert(
+                kind: alert.kind.rawValue,
+                provider: delivery.provider,
+                orderID: order.id,
+                message: alert.message,
+                on: connection
+            )
+        case .ignore:
+            break
+        }
+        return outcome
+    }
+
+    /// Locks the order a provider names: our id first, else the merchant's order id.
+    private static func lockOrder(reference: String, on connection: Connection) throws -> Order? {
+        try connection.query(
+            """
+            SELECT \(Self.orderColumns) FROM orders WHERE id = $1 OR merchant_order_id = $1
+            ORDER BY (id = $1) DESC LIMIT 1 FOR UPDATE
+            """,
+            [reference]
+        ).first.map(Self.order(from:))
+    }
+
+    /// Sets the status and appends its `status` event, and `finish` when the new status is final.
+    /// Returns the newest event id. The order row must be locked.
+    static func changeStatus(orderID: String, from: OrderStatus, to: OrderStatus, on connection: Connection) throws
+        -> Int64
+    {
+        try connection.execute(
+            "UPDATE orders SET status = $2, updated_at = greatest(now(), updated_at) WHERE id = $1",
+            [orderID, to.rawValue]
+        )
+        let statusEventID = try Self.appendStatusEvent(orderID: orderID, previous: from, on: connection)
+        guard to.isFinal else { return statusEventID }
+        return try connection.query(
+            """
+            INSERT INTO order_events (order_id, event, data)
+            VALUES ($1, 'finish', jsonb_build_object('order_id', $1::text, 'status', $2::text))
+            RETURNING id
+            """,
+            [orderID, to.rawValue]
+        ).first!.decode(Int64.self, at: 0)
+    }
+
+    private static func appendProgressEvent(orderID: String, event: PaymentEvent, on connection: Connection) throws
+        -> Int64
+    {
+        try connection.query(
+            """
+            INSERT INTO order_events (order_id, event, data)
+            VALUES ($1, 'progress', jsonb_strip_nulls(jsonb_build_object(
+                'order_id', $1::text, 'stage', $2::text, 'percent', $3::int, 'message', $4::text)))
+            RETURNING id
+            """,
+            [orderID, event.stage, event.percent.map(Int32.init(clamping:)), event.message]
+        ).first!.decode(Int64.self, at: 0)
+    }
+
+    /// Records an alert and announces it on ``alertChannel``.
+    static func raiseAlert(
+        kind: String,
+        provider: Provider?,
+        orderID: String?,
+        message: String,
+        on connection: Connection
+    ) throws {
+        let id = try connection.query(
+            "INSERT INTO alerts (kind, provider, order_id, message) VALUES ($1, $2, $3, left($4, 2000)) RETURNING id",
+            [kind, provider?.rawValue, orderID, message]
+        ).first!.decode(Int64.self, at: 0)
+        try connection.execute("SELECT pg_notify($1, $2::bigint::text)", [Self.alertChannel, id])
+    }
+}

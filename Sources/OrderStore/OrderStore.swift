@@ -1,0 +1,182 @@
+import Foundation
+import Payments
+public import Postgres
+
+/// Every SQL statement of the payment flow: orders, the webhook inbox, the event log and alerts.
+///
+/// Whatever changes an order locks its row first (`SELECT … FOR UPDATE`) and appends to its event
+/// log in the same transaction, so the events of one order commit in id order and a replay by
+/// `id > Last-Event-ID` cannot skip one. Each transaction that appends events ends with
+/// `pg_notify` on ``notificationChannel``, delivered only if it commits.
+public struct OrderStore: Sendable {
+    /// The channel every instance listens on; the payload names the order and its newest event id.
+    public static let notificationChannel = "order_events"
+    /// The channel alerts are announced on (payload: the alert id).
+    public static let alertChannel = "alerts"
+
+    let pool: ConnectionPool
+
+    public init(pool: ConnectionPool) {
+        self.pool = pool
+    }
+
+    // MARK: Orders
+
+    /// The outcome of a create: a new order, or the one an earlier identical request made.
+    public enum CreateOutcome: Sendable, Hashable {
+        case created(Order)
+        case replayed(Order)
+    }
+
+    /// Creates an order with its first `status` event, or returns the order an identical earlier
+    /// request created (same Idempotency-Key, or same merchant_order_id, with the same request hash).
+    ///
+    /// - Throws: ``OrderStoreError/idempotencyKeyReused`` or ``OrderStoreError/merchantOrderIDReused``
+    ///   when the key or id came with a different request.
+    public func create(_ new: NewOrder, idempotencyKey: String?, requestHash: String) async throws -> CreateOutcome {
+        let id = OrderID.generate()
+        return try await self.pool.withTransaction { connection in
+            // Requests with the same key or merchant id queue here, so a retry racing the first
+            // attempt finds its order instead of failing on a unique constraint.
+            for claim in [idempotencyKey.map { "key:" + $0 }, new.merchantOrderID.map { "merchant:" + $0 }] {
+                if let claim {
+                    try connection.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", [claim])
+                }
+            }
+            if let idempotencyKey,
+                let earlier = try connection.query(
+                    "SELECT request_hash, order_id FROM idempotency_keys WHERE key = $1",
+                    [idempotencyKey]
+                ).first
+            {
+                guard try earlier.decode(String.self, at: 0) == requestHash else {
+                    throw OrderStoreError.idempotencyKeyReused
+                }
+                return .replayed(try Self.order(id: try earlier.decode(String.self, at: 1), on: connection)!)
+            }
+            if let merchantOrderID = new.merchantOrderID,
+                let earlier = try connection.query(
+                    "SELECT request_hash, id FROM orders WHERE merchant_order_id = $1",
+                    [merchantOrderID]
+                ).first
+            {
+                guard try earlier.decode(String?.self, at: 0) == requestHash else {
+                    throw OrderStoreError.merchantOrderIDReused
+                }
+                let order = try Self.order(id: try earlier.decode(String.self, at: 1), on: connection)!
+                try Self.rememberKey(idempotencyKey, requestHash: requestHash, orderID: order.id, on: connection)
+                return .replayed(order)
+            }
+            try connection.execute(
+                """
+                INSERT INTO orders (id, merchant_order_id, amount, currency, provider, description, metadata,
+                                    expires_at, request_hash)
+                VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, now() + make_interval(secs => $8), $9)
+                """,
+                [
+                    id, new.merchantOrderID, new.price.amount, new.price.currency, new.provider.rawValue,
+                    new.description,
+                    new.metadata, Double(new.expiresIn), requestHash,
+                ]
+            )
+            try Self.rememberKey(idempotencyKey, requestHash: requestHash, orderID: id, on: connection)
+            try Self.appendStatusEvent(orderID: id, previous: nil, on: connection)
+            return .created(try Self.order(id: id, on: connection)!)
+        }
+    }
+
+    /// The order with this id, if there is one.
+    public func order(id: String) async throws -> Order? {
+        try await self.pool.withConnection { try Self.order(id: id, on: $0) }
+    }
+
+    // MARK: Helpers shared by the transactions
+
+    private static func rememberKey(_ key: String?, requestHash: String, orderID: String, on connection: Connection)
+        throws
+    {
+        guard let key else { return }
+        try connection.execute(
+            "INSERT INTO idempotency_keys (key, request_hash, order_id) VALUES ($1, $2, $3)",
+            [key, requestHash, orderID]
+        )
+    }
+
+    static let orderColumns = """
+        id, merchant_order_id, amount, currency, provider, status, description, metadata::text, expires_at,
+        created_at, updated_at
+        """
+
+    static func order(id: String, on connection: Connection, lock: Bool = false) throws -> Order? {
+        let sql = "SELECT \(orderColumns) FROM orders WHERE id = $1" + (lock ? " FOR UPDATE" : "")
+        return try connection.query(sql, [id]).first.map(Self.order(from:))
+    }
+
+    static func order(from row: Row) throws -> Order {
+        Order(
+            id: try row.decode(String.self, at: 0),
+            merchantOrderID: try row.decode(String?.self, at: 1),
+            price: Money(amount: try row.decode(Int64.self, at: 2), currency: try row.decode(String.self, at: 3)),
+            provider: try Self.enumValue(Provider.self, try row.decode(String.self, at: 4)),
+            status: try Self.enumValue(OrderStatus.self, try row.decode(String.self, at: 5)),
+            description: try row.decode(String?.self, at: 6),
+            metadata: try row.decode(String.self, at: 7),
+            expiresAt: try row.decode(Date.self, at: 8),
+            createdAt: try row.decode(Date.self, at: 9),
+            updatedAt: try row.decode(Date.self, at: 10)
+        )
+    }
+
+    /// The schema's CHECK constraints keep these columns to known values; anything else is corruption.
+    private static func enumValue<T: RawRepresentable>(_: T.Type, _ text: String) throws -> T
+    where T.RawValue == String {
+        guard let value = T(rawValue: text) else {
+            throw PostgresError(kind: .decoding, message: "unknown \(T.self) \"\(text)\"")
+        }
+        return value
+    }
+
+    /// Appends a `status` event built from the order row as it is now; returns its id.
+    @discardableResult
+    static func appendStatusEvent(orderID: String, previous: OrderStatus?, on connection: Connection) throws -> Int64 {
+        try connection.query(
+            """
+            INSERT INTO order_events (order_id, event, data)
+            SELECT id, 'status', jsonb_build_object(
+                'order_id', id, 'status', status, 'previous', $2::text, 'amount', amount, 'currency', currency,
+                'updated_at', updated_at)
+            FROM orders WHERE id = $1
+            RETURNING id
+            """,
+            [orderID, previous?.rawValue]
+        ).first!.decode(Int64.self, at: 0)
+    }
+
+    /// Appends an event with the given data (JSON object text); returns its id.
+    @discardableResult
+    static func appendEvent(orderID: String, name: String, data: String, on connection: Connection) throws -> Int64 {
+        try connection.query(
+            "INSERT INTO order_events (order_id, event, data) VALUES ($1, $2, $3::jsonb) RETURNING id",
+            [orderID, name, data]
+        ).first!.decode(Int64.self, at: 0)
+    }
+
+    /// Tells every instance that the order's log grew, up to `eventID`. Delivered on commit only.
+    static func notify(orderID: String, eventID: Int64, on connection: Connection) throws {
+        try connection.execute(
+            "SELECT pg_notify($1, json_build_object('order_id', $2::text, 'event_id', $3::bigint)::text)",
+            [Self.notificationChannel, orderID, eventID]
+        )
+    }
+}
+
+/// Order ids: `ord_` and 26 characters of base-32 randomness (130 bits), never derived from anything
+/// an attacker could know, and short enough for WeChat Pay's 32-character out_trade_no.
+enum OrderID {
+    private static let alphabet = Array("0123456789abcdefghjkmnpqrstvwxyz")
+
+    static func generate() -> String {
+        var generator = SystemRandomNumberGenerator()
+        return "ord_" + String((0..<26).map { _ in alphabet[Int(generator.next(upperBound: UInt8(32)))] })
+    }
+}

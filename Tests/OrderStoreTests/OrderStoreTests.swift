@@ -1,0 +1,294 @@
+import Foundation
+import Logging
+import OrderStore
+import Payments
+import Postgres
+import TestSupport
+import Testing
+
+/// A running pool on a fresh migrated database, and the store over it.
+private func withStore<T: Sendable>(
+    maximumConnections: Int = 8,
+    _ body: @Sendable (OrderStore, TestDatabase) async throws -> T
+) async throws -> T {
+    let database = try await TestDatabase.create(migrated: true)
+    let pool = ConnectionPool(
+        configuration: .init(connection: database.configuration, maximumConnections: maximumConnections),
+        logger: Logger(label: "test")
+    )
+    return try await withRunning(pool) { pool in try await body(OrderStore(pool: pool), database) }
+}
+
+private let price = Money(amount: 1999, currency: "CNY")
+
+private func newOrder(merchantOrderID: String? = nil, amount: Int64 = 1999, expiresIn: Int = 900) -> NewOrder {
+    NewOrder(
+        merchantOrderID: merchantOrderID,
+        price: Money(amount: amount, currency: "CNY"),
+        provider: .sandbox,
+        description: "Order",
+        metadata: #"{"cart": 7}"#,
+        expiresIn: expiresIn
+    )
+}
+
+private func delivery(_ id: String, order: String?, _ kind: PaymentEvent.Kind, paid: Money? = price) -> WebhookDelivery
+{
+    WebhookDelivery(
+        provider: .sandbox,
+        eventID: id,
+        eventType: "payment.\(kind)",
+        orderReference: order,
+        event: PaymentEvent(kind: kind, paid: kind == .succeeded ? paid : nil),
+        rawBody: Array(#"{"id":"\#(id)"}"#.utf8)
+    )
+}
+
+private func created(_ outcome: OrderStore.CreateOutcome) -> Order {
+    switch outcome {
+    case .created(let order), .replayed(let order): order
+    }
+}
+
+/// The event names of an order's log, in id order.
+private func events(_ database: TestDatabase, _ orderID: String) async throws -> [String] {
+    try await database.withConnection { connection in
+        try connection.query("SELECT event FROM order_events WHERE order_id = $1 ORDER BY id", [orderID]).map {
+            try $0.decode(String.self, at: 0)
+        }
+    }
+}
+
+private func count(_ database: TestDatabase, _ sql: String, _ parameters: [String] = []) async throws -> Int {
+    try await database.withConnection { try $0.query(sql, parameters).first!.decode(Int.self, at: 0) }
+}
+
+@Suite("OrderStore against a real PostgreSQL")
+struct OrderStoreTests {
+    /// A new order is pending, with an unguessable id and one `status` event in its log.
+    @Test func createsAnOrderWithItsFirstEvent() async throws {
+        try await withStore { store, database in
+            let order = created(
+                try await store.create(newOrder(), idempotencyKey: nil, requestHash: String(repeating: "a", count: 64))
+            )
+            #expect(order.status == .pending)
+            #expect(order.id.hasPrefix("ord_") && order.id.count == 30)
+            #expect(order.price == price)
+            #expect(order.expiresAt.timeIntervalSince(order.createdAt) > 899)
+            #expect(try await events(database, order.id) == ["status"])
+            #expect(try await store.order(id: order.id) == order)
+            #expect(try await store.order(id: "ord_nosuchorder00000000000000") == nil)
+        }
+    }
+
+    /// The same Idempotency-Key and request return the first order; with another request they are refused.
+    @Test func idempotencyKeyReturnsTheFirstOrder() async throws {
+        try await withStore { store, _ in
+            let hash = String(repeating: "b", count: 64)
+            let first = try await store.create(newOrder(), idempotencyKey: "key-1", requestHash: hash)
+            let again = try await store.create(newOrder(), idempotencyKey: "key-1", requestHash: hash)
+            guard case .created(let order) = first, case .replayed(let replayed) = again else {
+                Issue.record("expected created then replayed, got \(first), \(again)")
+                return
+            }
+            #expect(order.id == replayed.id)
+            await #expect(throws: OrderStoreError.idempotencyKeyReused) {
+                try await store.create(
+                    newOrder(amount: 5),
+                    idempotencyKey: "key-1",
+                    requestHash: String(repeating: "c", count: 64)
+                )
+            }
+        }
+    }
+
+    /// Concurrent creates with one Idempotency-Key make one order.
+    @Test func concurrentRetriesMakeOneOrder() async throws {
+        try await withStore { store, database in
+            let hash = String(repeating: "d", count: 64)
+            let ids = try await withThrowingTaskGroup(of: String.self) { group in
+                for _ in 0..<10 {
+                    group.addTask {
+                        created(try await store.create(newOrder(), idempotencyKey: "race", requestHash: hash)).id
+                    }
+                }
+                return try await group.reduce(into: Set<String>()) { $0.insert($1) }
+            }
+            #expect(ids.count == 1)
+            #expect(try await count(database, "SELECT count(*) FROM orders") == 1)
+        }
+    }
+
+    /// A reused merchant_order_id with the same request is a retry; with a different one it is refused.
+    @Test func merchantOrderIDReuse() async throws {
+        try await withStore { store, _ in
+            let hash = String(repeating: "e", count: 64)
+            let first = created(
+                try await store.create(newOrder(merchantOrderID: "m-42"), idempotencyKey: nil, requestHash: hash)
+            )
+            let retry = try await store.create(
+                newOrder(merchantOrderID: "m-42"),
+                idempotencyKey: nil,
+                requestHash: hash
+            )
+            #expect(retry == .replayed(first))
+            await #expect(throws: OrderStoreError.merchantOrderIDReused) {
+                try await store.create(
+                    newOrder(merchantOrderID: "m-42", amount: 1),
+                    idempotencyKey: nil,
+                    requestHash: String(repeating: "f", count: 64)
+                )
+            }
+        }
+    }
+
+    /// Fifty concurrent identical deliveries record one inbox row and append one event pair.
+    @Test func concurrentIdenticalDeliveriesMakeOneEvent() async throws {
+        try await withStore { store, database in
+            let order = created(
+                try await store.create(newOrder(), idempotencyKey: nil, requestHash: String(repeating: "1", count: 64))
+            )
+            let outcomes = try await withThrowingTaskGroup(of: OrderStore.DeliveryOutcome.self) { group in
+                for _ in 0..<50 {
+                    group.addTask { try await store.record(delivery("evt_same", order: order.id, .succeeded)) }
+                }
+                return try await group.reduce(into: [OrderStore.DeliveryOutcome]()) { $0.append($1) }
+            }
+            #expect(outcomes.filter { $0 == .applied }.count == 1)
+            #expect(outcomes.filter { $0 == .duplicate }.count == 49)
+            #expect(try await events(database, order.id) == ["status", "status", "finish"])
+            #expect(try await count(database, "SELECT count(*) FROM webhook_inbox") == 1)
+            #expect(try await store.order(id: order.id)?.status == .succeeded)
+        }
+    }
+
+    /// Succeeded, then a late processing, then succeeded again (new ids): succeeded, one finish.
+    @Test func outOfOrderDeliveriesEndSucceededWithOneFinish() async throws {
+        try await withStore { store, database in
+            let order = created(
+                try await store.create(newOrder(), idempotencyKey: nil, requestHash: String(repeating: "2", count: 64))
+            )
+            #expect(try await store.record(delivery("evt_1", order: order.id, .succeeded)) == .applied)
+            #expect(try await store.record(delivery("evt_2", order: order.id, .processing)) == .noChange)
+            #expect(try await store.record(delivery("evt_3", order: order.id, .succeeded)) == .noChange)
+            #expect(try await store.record(delivery("evt_4", order: order.id, .failed)) == .contradiction)
+            #expect(try await store.order(id: order.id)?.status == .succeeded)
+            #expect(try await events(database, order.id) == ["status", "status", "finish"])
+            #expect(try await count(database, "SELECT count(*) FROM webhook_inbox") == 4)
+            #expect(try await count(database, "SELECT count(*) FROM alerts WHERE kind = 'contradiction'") == 1)
+        }
+    }
+
+    /// A success paying the wrong amount leaves the order unpaid and records a mismatch alert.
+    @Test func mismatchLeavesTheOrderUnpaidWithAnAlert() async throws {
+        try await withStore { store, database in
+            let order = created(
+                try await store.create(newOrder(), idempotencyKey: nil, requestHash: String(repeating: "3", count: 64))
+            )
+            let cheap = Money(amount: 1, currency: "CNY")
+            #expect(
+                try await store.record(delivery("evt_cheap", order: order.id, .succeeded, paid: cheap)) == .mismatch
+            )
+            #expect(try await store.order(id: order.id)?.status == .pending)
+            #expect(try await events(database, order.id) == ["status"])
+            #expect(
+                try await count(
+                    database,
+                    "SELECT count(*) FROM alerts WHERE kind = 'amount_mismatch' AND order_id = $1",
+                    [order.id]
+                ) == 1
+            )
+            #expect(try await count(database, "SELECT count(*) FROM webhook_inbox WHERE outcome = 'mismatch'") == 1)
+        }
+    }
+
+    /// An unknown order is recorded with an alert and answered, so the provider stops retrying.
+    @Test func unknownOrderIsRecorded() async throws {
+        try await withStore { store, database in
+            let outcome = try await store.record(delivery("evt_x", order: "ord_unknown", .succeeded))
+            #expect(outcome == .unknownOrder)
+            #expect(try await store.record(delivery("evt_x", order: "ord_unknown", .succeeded)) == .duplicate)
+            #expect(try await count(database, "SELECT count(*) FROM alerts WHERE kind = 'unknown_order'") == 1)
+        }
+    }
+
+    /// Progress appends an event without changing the status; the merchant's id finds the order too.
+    @Test func progressAndMerchantReference() async throws {
+        try await withStore { store, database in
+            let order = created(
+                try await store.create(
+                    newOrder(merchantOrderID: "shop-9"),
+                    idempotencyKey: nil,
+                    requestHash: String(repeating: "4", count: 64)
+                )
+            )
+            var progress = delivery("evt_p", order: "shop-9", .progress)
+            progress = WebhookDelivery(
+                provider: .sandbox,
+                eventID: progress.eventID,
+                eventType: progress.eventType,
+                orderReference: progress.orderReference,
+                event: PaymentEvent(kind: .progress, percent: 40, stage: "scanning"),
+                rawBody: progress.rawBody
+            )
+            #expect(try await store.record(progress) == .applied)
+            #expect(try await store.order(id: order.id)?.status == .pending)
+            let data = try await database.withConnection { connection in
+                try connection.query("SELECT data::text FROM order_events WHERE event = 'progress'").first!.decode(
+                    String.self,
+                    at: 0
+                )
+            }
+            #expect(data.contains(#""percent": 40"#) && data.contains(#""stage": "scanning""#))
+        }
+    }
+
+    /// Stale pending orders expire once, even with two sweepers at work together.
+    @Test func expiryHappensOnceWithTwoSweepers() async throws {
+        try await withStore { store, database in
+            var ids: [String] = []
+            for index in 0..<20 {
+                let order = try await store.create(
+                    newOrder(expiresIn: 1),
+                    idempotencyKey: nil,
+                    requestHash: String(repeating: "5", count: 63) + String(index % 10)
+                )
+                ids.append(created(order).id)
+            }
+            let fresh = created(
+                try await store.create(newOrder(), idempotencyKey: nil, requestHash: String(repeating: "6", count: 64))
+            )
+            try await Task.sleep(for: .milliseconds(1100))
+            let expired = try await withThrowingTaskGroup(of: Int.self) { group in
+                for _ in 0..<2 { group.addTask { try await store.expireDueOrders(limit: 100) } }
+                return try await group.reduce(0, +)
+            }
+            #expect(expired == 20)
+            #expect(try await store.expireDueOrders(limit: 100) == 0)
+            #expect(try await store.order(id: fresh.id)?.status == .pending)
+            #expect(try await count(database, "SELECT count(*) FROM order_events WHERE event = 'finish'") == 20)
+            #expect(try await store.order(id: ids[0])?.status == .expired)
+        }
+    }
+
+    /// A merchant cancels a pending order once; events on a final order are refused.
+    @Test func merchantCancelAndEvents() async throws {
+        try await withStore { store, database in
+            let order = created(
+                try await store.create(newOrder(), idempotencyKey: nil, requestHash: String(repeating: "7", count: 64))
+            )
+            _ = try await store.appendMerchantEvent(
+                orderID: order.id,
+                name: "ticket.reserved",
+                data: #"{"seat": "12A"}"#
+            )
+            #expect(try await store.cancel(orderID: order.id).status == .canceled)
+            #expect(try await store.cancel(orderID: order.id).status == .canceled)
+            await #expect(throws: OrderStoreError.orderFinished(.canceled)) {
+                try await store.appendMerchantEvent(orderID: order.id, name: "ticket.issued", data: "{}")
+            }
+            await #expect(throws: OrderStoreError.orderNotFound) { try await store.cancel(orderID: "ord_missing") }
+            #expect(try await events(database, order.id) == ["status", "ticket.reserved", "status", "finish"])
+        }
+    }
+}
