@@ -17,6 +17,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-certificates", from: "1.21.1"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
@@ -46,6 +47,16 @@ let package = Package(
         ),
         .target(
             name: "Payments",
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "PaymentProviders",
+            dependencies: [
+                "Payments",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "X509", package: "swift-certificates"),
+            ],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -101,6 +112,17 @@ let package = Package(
         .testTarget(
             name: "PaymentsTests",
             dependencies: ["Payments"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "PaymentProvidersTests",
+            dependencies: [
+                "PaymentProviders",
+                "Payments",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "X509", package: "swift-certificates"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -1,0 +1,88 @@
+import Crypto
+import Foundation
+
+/// The `t=<unix seconds>,v1=<hex HMAC-SHA256>` header scheme that the sandbox and Stripe share: the
+/// signed text is `"<t>.<raw body>"`, several `v1` values may be present while a secret rotates,
+/// and other schemes (such as Stripe's test-mode `v0`) are ignored.
+struct TimestampedSignature: Sendable {
+    /// Secrets' bytes, any of which may have signed. Several during rotation. (Bytes rather than
+    /// `SymmetricKey`, which this swift-crypto does not mark `Sendable`.)
+    let secrets: [[UInt8]]
+    /// How far the signed time may be from now, in either direction.
+    let tolerance: TimeInterval
+
+    init(secrets: [String], tolerance: TimeInterval) {
+        precondition(!secrets.isEmpty, "at least one secret")
+        self.secrets = secrets.map { Array($0.utf8) }
+        self.tolerance = tolerance
+    }
+
+    /// Checks the header against the body; returns nothing, throws why it fails.
+    func verify(header: String?, body: [UInt8], now: Date) throws(WebhookRejection) {
+        guard let header, !header.isEmpty else { throw WebhookRejection(.missingSignature, "no signature header") }
+        var timestamp: Int64?
+        var signatures: [[UInt8]] = []
+        for part in header.split(separator: ",") {
+            let pair = part.split(separator: "=", maxSplits: 1)
+            guard pair.count == 2 else { continue }
+            let key = pair[0].trimmingCharacters(in: .whitespaces)
+            let value = pair[1].trimmingCharacters(in: .whitespaces)
+            if key == "t" {
+                guard timestamp == nil, let seconds = Int64(value) else {
+                    throw WebhookRejection(.missingSignature, "the signature header's timestamp is malformed")
+                }
+                timestamp = seconds
+            } else if key == "v1", let bytes = hexBytes(value), bytes.count == SHA256.byteCount {
+                signatures.append(bytes)
+            }
+        }
+        guard let timestamp else { throw WebhookRejection(.missingSignature, "the signature header has no timestamp") }
+        guard !signatures.isEmpty else {
+            throw WebhookRejection(.missingSignature, "the signature header has no v1 signature")
+        }
+        // Authenticity first: a forged request learns nothing from the clock check.
+        let signed = Array("\(timestamp).".utf8) + body
+        let valid = self.secrets.contains { secret in
+            let expected = HMAC<SHA256>.authenticationCode(for: signed, using: SymmetricKey(data: secret))
+            return signatures.contains { constantTimeEquals(Array(expected), $0) }
+        }
+        guard valid else { throw WebhookRejection(.invalidSignature, "no signature matches") }
+        let age = now.timeIntervalSince1970 - Double(timestamp)
+        guard abs(age) <= self.tolerance else {
+            throw WebhookRejection(
+                .timestampOutOfTolerance,
+                "signed \(Int(age)) s \(age > 0 ? "ago" : "in the future"); the tolerance is \(Int(self.tolerance)) s"
+            )
+        }
+    }
+}
+
+/// Compares two byte strings in time that depends only on their lengths.
+func constantTimeEquals(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+    guard a.count == b.count else { return false }
+    var difference: UInt8 = 0
+    for index in a.indices { difference |= a[index] ^ b[index] }
+    return difference == 0
+}
+
+/// Lower- or upper-case hex to bytes; nil for anything else.
+func hexBytes(_ text: String) -> [UInt8]? {
+    let digits = Array(text.utf8)
+    guard digits.count % 2 == 0 else { return nil }
+    var bytes: [UInt8] = []
+    bytes.reserveCapacity(digits.count / 2)
+    for index in stride(from: 0, to: digits.count, by: 2) {
+        guard let high = hexValue(digits[index]), let low = hexValue(digits[index + 1]) else { return nil }
+        bytes.append(high << 4 | low)
+    }
+    return bytes
+}
+
+private func hexValue(_ digit: UInt8) -> UInt8? {
+    switch digit {
+    case UInt8(ascii: "0")...UInt8(ascii: "9"): digit - UInt8(ascii: "0")
+    case UInt8(ascii: "a")...UInt8(ascii: "f"): digit - UInt8(ascii: "a") + 10
+    case UInt8(ascii: "A")...UInt8(ascii: "F"): digit - UInt8(ascii: "A") + 10
+    default: nil
+    }
+}
