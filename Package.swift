@@ -67,7 +67,11 @@ let package = Package(
         .target(
             name: "PayNotify",
             dependencies: [
+                "OrderStore",
+                "PaymentProviders",
+                "Payments",
                 "Postgres",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -134,6 +138,8 @@ let package = Package(
             name: "PayNotifyTests",
             dependencies: [
                 "PayNotify",
+                "Payments",
+                .product(name: "Crypto", package: "swift-crypto"),
                 "Postgres",
                 "TestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),

@@ -172,3 +172,12 @@ extension OrderStore {
         try connection.execute("SELECT pg_notify($1, $2::bigint::text)", [Self.alertChannel, id])
     }
 }
+
+extension OrderStore {
+    /// Records an alert that no transaction of the flow raised itself (a refused signature, say).
+    public func recordAlert(kind: String, provider: Provider?, orderID: String?, message: String) async throws {
+        try await self.pool.withTransaction { connection in
+            try Self.raiseAlert(kind: kind, provider: provider, orderID: orderID, message: message, on: connection)
+        }
+    }
+}

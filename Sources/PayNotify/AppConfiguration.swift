@@ -1,3 +1,4 @@
+import Foundation
 public import Logging
 public import Postgres
 
@@ -14,6 +15,13 @@ public import Postgres
 ///   - `PAYNOTIFY_MIGRATIONS_DIR`: where the `NNNN_name.sql` files are. Default `migrations`.
 ///   - `PAYNOTIFY_MIGRATE_ON_START`: apply pending migrations before serving. Default `true`.
 ///   - `PAYNOTIFY_LOG_LEVEL`: `trace` … `critical`. Default `info`.
+///   - `PAYNOTIFY_API_KEYS` (required): merchant API keys, comma-separated (several for rotation), 16+ characters each.
+///   - `PAYNOTIFY_STREAM_SECRET` (required): the key of the stream tokens, 32+ characters.
+///   - `PAYNOTIFY_WEBHOOK_TOLERANCE_SECONDS`: how far a signed webhook timestamp may be from now. Default `300`.
+///   - `PAYNOTIFY_SANDBOX_SECRETS`, `PAYNOTIFY_STRIPE_SECRETS`: webhook secrets, comma-separated; a
+///     provider without secrets is not served.
+///   - `PAYNOTIFY_MAX_BODY_BYTES`: the largest request body read. Default `65536`.
+///   - `PAYNOTIFY_EXPIRY_SWEEP_SECONDS`: how often pending orders past their deadline expire. Default `5`.
 public struct AppConfiguration: Sendable {
     public var host: String
     public var port: Int
@@ -23,6 +31,13 @@ public struct AppConfiguration: Sendable {
     public var migrationsDirectory: String
     public var migrateOnStart: Bool
     public var logLevel: Logger.Level
+    public var apiKeys: [String]
+    public var streamSecret: String
+    public var webhookTolerance: Int
+    public var sandboxSecrets: [String]
+    public var stripeSecrets: [String]
+    public var maximumBodyBytes: Int
+    public var expirySweepInterval: Duration
 
     /// Reads and validates the configuration.
     ///
@@ -54,6 +69,27 @@ public struct AppConfiguration: Sendable {
         self.migrationsDirectory = reader.string("PAYNOTIFY_MIGRATIONS_DIR") ?? "migrations"
         self.migrateOnStart = try reader.boolean("PAYNOTIFY_MIGRATE_ON_START", default: true)
         self.logLevel = try reader.logLevel("PAYNOTIFY_LOG_LEVEL", default: .info)
+        self.apiKeys = try reader.secrets("PAYNOTIFY_API_KEYS", minimumLength: 16, required: true)
+        guard let streamSecret = reader.string("PAYNOTIFY_STREAM_SECRET") else {
+            throw ConfigurationError(
+                setting: "PAYNOTIFY_STREAM_SECRET",
+                message: "is not set; give at least 32 random characters"
+            )
+        }
+        guard streamSecret.count >= 32 else {
+            throw ConfigurationError(
+                setting: "PAYNOTIFY_STREAM_SECRET",
+                message: "is too short; give at least 32 random characters"
+            )
+        }
+        self.streamSecret = streamSecret
+        self.webhookTolerance = try reader.integer("PAYNOTIFY_WEBHOOK_TOLERANCE_SECONDS", default: 300, in: 1...86_400)
+        self.sandboxSecrets = try reader.secrets("PAYNOTIFY_SANDBOX_SECRETS", minimumLength: 8, required: false)
+        self.stripeSecrets = try reader.secrets("PAYNOTIFY_STRIPE_SECRETS", minimumLength: 8, required: false)
+        self.maximumBodyBytes = try reader.integer("PAYNOTIFY_MAX_BODY_BYTES", default: 65_536, in: 1024...10_485_760)
+        self.expirySweepInterval = .seconds(
+            try reader.integer("PAYNOTIFY_EXPIRY_SWEEP_SECONDS", default: 5, in: 1...3600)
+        )
     }
 }
 
@@ -99,6 +135,22 @@ struct SettingsReader {
         case "false", "0", "no", "off": return false
         default: throw ConfigurationError(setting: name, message: "must be true or false, not \"\(text)\"")
         }
+    }
+
+    /// A comma-separated list of secrets; the message never repeats one.
+    func secrets(_ name: String, minimumLength: Int, required: Bool) throws(ConfigurationError) -> [String] {
+        let values = (self.string(name) ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+            .filter { !$0.isEmpty }
+        if values.isEmpty && required {
+            throw ConfigurationError(setting: name, message: "is not set; give one or more comma-separated values")
+        }
+        if let short = values.firstIndex(where: { $0.count < minimumLength }) {
+            throw ConfigurationError(
+                setting: name,
+                message: "value #\(short + 1) is shorter than \(minimumLength) characters"
+            )
+        }
+        return values
     }
 
     func logLevel(_ name: String, default defaultValue: Logger.Level) throws(ConfigurationError) -> Logger.Level {

@@ -1,16 +1,23 @@
-import Foundation
+public import Foundation
 public import Hummingbird
 public import Logging
+import OrderStore
+import PaymentProviders
+import Payments
 import Postgres
 
 /// Assembles the whole service from its configuration: the database pool, the listener, the HTTP
 /// routes and, before the server accepts a request, the migrations. `paynotify serve` runs what
 /// this returns; the tests build the very same application.
 ///
-/// Services start in dependency order and stop in reverse: pool, listener, then the HTTP server.
+/// Services start in dependency order and stop in reverse: pool, listener, expiry sweeper, then the
+/// HTTP server.
+///
+/// - Parameter now: wall-clock time for webhook timestamp windows and stream tokens (tests inject theirs).
 public func buildApplication(
     configuration: AppConfiguration,
-    logger: Logger? = nil
+    logger: Logger? = nil,
+    now: @escaping @Sendable () -> Date = { Date() }
 ) async throws -> some ApplicationProtocol {
     var logger = logger ?? Logger(label: "paynotify")
     logger.logLevel = configuration.logLevel
@@ -24,13 +31,28 @@ public func buildApplication(
         logger: logger
     )
     let listener = NotificationListener(
-        configuration: .init(connection: configuration.database, channels: NotificationChannel.all),
+        configuration: .init(
+            connection: configuration.database,
+            channels: [OrderStore.notificationChannel, OrderStore.alertChannel]
+        ),
         logger: logger
     )
+
+    let store = OrderStore(pool: pool)
+    let adapters = webhookAdapters(configuration)
 
     let router = Router()
     router.add(middleware: JSONErrorMiddleware())
     HealthController(pool: pool, listener: listener).addRoutes(to: router)
+    let api = router.group("/v1")
+    WebhookController(adapters: adapters, store: store, maximumBodyBytes: configuration.maximumBodyBytes, now: now)
+        .addRoutes(to: api)
+    OrdersController(
+        store: store,
+        tokens: StreamTokenSigner(secret: configuration.streamSecret),
+        configuredProviders: Set(adapters.keys),
+        maximumBodyBytes: configuration.maximumBodyBytes
+    ).addRoutes(to: api.group().add(middleware: MerchantAuthMiddleware(apiKeys: configuration.apiKeys)))
 
     var app = Application(
         router: router,
@@ -40,7 +62,11 @@ public func buildApplication(
         ),
         logger: logger
     )
-    app.addServices(pool, listener)
+    app.addServices(
+        pool,
+        listener,
+        ExpirySweeper(store: store, interval: configuration.expirySweepInterval, batchSize: 500, logger: logger)
+    )
     if configuration.migrateOnStart {
         let migrator = Migrator(
             migrations: try Migration.load(from: URL(fileURLWithPath: configuration.migrationsDirectory)),
@@ -50,6 +76,22 @@ public func buildApplication(
             _ = try await migrator.migrate(configuration.database)
         }
     }
-    logger.info("configured", metadata: ["database": "\(configuration.database)"])
+    logger.info(
+        "configured",
+        metadata: [
+            "database": "\(configuration.database)",
+            "providers": "\(adapters.keys.map(\.rawValue).sorted().joined(separator: ","))",
+        ]
+    )
     return app
+}
+
+/// One adapter per provider that has its secrets or keys configured.
+private func webhookAdapters(_ configuration: AppConfiguration) -> [Provider: any WebhookAdapter] {
+    let tolerance = TimeInterval(configuration.webhookTolerance)
+    var adapters: [Provider: any WebhookAdapter] = [:]
+    if !configuration.sandboxSecrets.isEmpty {
+        adapters[.sandbox] = SandboxAdapter(secrets: configuration.sandboxSecrets, tolerance: tolerance)
+    }
+    return adapters
 }

@@ -3,7 +3,11 @@ import Testing
 
 @Suite("AppConfiguration")
 struct ConfigurationTests {
-    private let valid = ["DATABASE_URL": "postgres://postgres@127.0.0.1:5432/paynotify"]
+    private let valid = [
+        "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/paynotify",
+        "PAYNOTIFY_API_KEYS": "merchant-key-0123456789",
+        "PAYNOTIFY_STREAM_SECRET": String(repeating: "s", count: 32),
+    ]
 
     /// Defaults apply when only the database is given.
     @Test func defaults() throws {
@@ -17,15 +21,17 @@ struct ConfigurationTests {
 
     /// A missing database URL is refused, naming DATABASE_URL.
     @Test func missingDatabaseURLIsNamed() {
-        let error = #expect(throws: ConfigurationError.self) { try AppConfiguration(environment: [:]) }
+        var environment = self.valid
+        environment["DATABASE_URL"] = nil
+        let error = #expect(throws: ConfigurationError.self) { try AppConfiguration(environment: environment) }
         #expect(error?.setting == "DATABASE_URL")
     }
 
     /// A bad URL is refused, naming DATABASE_URL, without repeating the password.
     @Test func badDatabaseURLIsNamedWithoutItsSecret() {
-        let error = #expect(throws: ConfigurationError.self) {
-            try AppConfiguration(environment: ["DATABASE_URL": "postgres://payer:hunter2-secret@db:notaport/pay"])
-        }
+        var environment = self.valid
+        environment["DATABASE_URL"] = "postgres://payer:hunter2-secret@db:notaport/pay"
+        let error = #expect(throws: ConfigurationError.self) { try AppConfiguration(environment: environment) }
         #expect(error?.setting == "DATABASE_URL")
         #expect(error.map { !"\($0)".contains("hunter2-secret") } ?? false)
     }
@@ -42,5 +48,32 @@ struct ConfigurationTests {
         let error = #expect(throws: ConfigurationError.self) { try AppConfiguration(environment: environment) }
         #expect(error?.setting == setting)
         #expect(error?.message.contains(value) == true)
+    }
+}
+
+extension ConfigurationTests {
+    /// Missing or weak secrets stop the start, naming the setting and never echoing the value.
+    @Test(arguments: [
+        ("PAYNOTIFY_API_KEYS", nil), ("PAYNOTIFY_API_KEYS", "short-key"), ("PAYNOTIFY_API_KEYS", " , "),
+        ("PAYNOTIFY_STREAM_SECRET", nil), ("PAYNOTIFY_STREAM_SECRET", "too-short-secret"),
+        ("PAYNOTIFY_SANDBOX_SECRETS", "tiny"),
+    ])
+    func secretsAreChecked(setting: String, value: String?) {
+        var environment = self.valid
+        environment[setting] = value
+        let error = #expect(throws: ConfigurationError.self) { try AppConfiguration(environment: environment) }
+        #expect(error?.setting == setting)
+        if let value, value.count > 3 { #expect(error.map { !"\($0)".contains(value) } ?? false) }
+    }
+
+    /// Several API keys (rotation) and webhook secrets are read as lists.
+    @Test func listsAreSplit() throws {
+        var environment = self.valid
+        environment["PAYNOTIFY_API_KEYS"] = "merchant-key-aaaaaaaaaa, merchant-key-bbbbbbbbbb"
+        environment["PAYNOTIFY_SANDBOX_SECRETS"] = "secret-one,secret-two"
+        let configuration = try AppConfiguration(environment: environment)
+        #expect(configuration.apiKeys == ["merchant-key-aaaaaaaaaa", "merchant-key-bbbbbbbbbb"])
+        #expect(configuration.sandboxSecrets == ["secret-one", "secret-two"])
+        #expect(configuration.stripeSecrets.isEmpty)
     }
 }

@@ -9,12 +9,7 @@ import Testing
 @Suite("Health and readiness")
 struct HealthTests {
     private func configuration(databaseURL: String) throws -> AppConfiguration {
-        try AppConfiguration(environment: [
-            "DATABASE_URL": databaseURL,
-            "PAYNOTIFY_MIGRATIONS_DIR": TestEnvironment.migrationsDirectory.path,
-            "PAYNOTIFY_DB_ACQUIRE_TIMEOUT_MS": "2000",
-            "PAYNOTIFY_LOG_LEVEL": "error",
-        ])
+        try TestConfiguration.make(databaseURL: databaseURL)
     }
 
     /// /healthz answers 200 while the process is up; /readyz 200 once the database and listener are.

@@ -1,13 +1,16 @@
 import HTTPTypes
 public import Hummingbird
 import Logging
+import OrderStore
+import Payments
 import Postgres
 
 /// Turns every error that escapes a handler into the API's JSON error shape, in one place.
 ///
 /// - ``APIError`` keeps its status and code.
-/// - Hummingbird's `HTTPError` (unknown route, wrong method, body too large…) keeps its status and
-///   gets a code derived from it.
+/// - The store's refusals (``OrderStoreError``) become 404 or 409 with their own codes.
+/// - Hummingbird's errors (unknown route, wrong method, body too large…) keep their status and get a
+///   code derived from it.
 /// - A transient ``PostgresError`` (database down, pool exhausted) is `503` with `Retry-After`, so
 ///   providers and merchants retry.
 /// - Anything else is a bug: logged with the request, answered `500` without details.
@@ -31,6 +34,8 @@ public struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
         switch error {
         case let error as APIError:
             return error
+        case let error as OrderStoreError:
+            return Self.apiError(for: error)
         case let error as HTTPError:
             return APIError(
                 error.status,
@@ -38,6 +43,8 @@ public struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
                 message: error.body ?? error.status.reasonPhrase,
                 headers: error.headers
             )
+        case let error as any HTTPResponseError:
+            return APIError(error.status, code: Self.code(for: error.status), message: error.status.reasonPhrase)
         case let error as PostgresError where error.isTransient:
             context.logger.warning("database unavailable", metadata: ["error": "\(error)"])
             return .databaseUnavailable
@@ -47,6 +54,37 @@ public struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
                 metadata: ["error": "\(error)", "method": "\(request.method)", "path": "\(request.uri.path)"]
             )
             return .unexpected
+        }
+    }
+
+    static func apiError(for error: OrderStoreError) -> APIError {
+        switch error {
+        case .orderNotFound:
+            APIError(.notFound, code: "order_not_found", message: "No order has this id.")
+        case .idempotencyKeyReused:
+            APIError(
+                .conflict,
+                code: "idempotency_key_reused",
+                message: "This Idempotency-Key was used with a different request."
+            )
+        case .merchantOrderIDReused:
+            APIError(
+                .conflict,
+                code: "merchant_order_id_reused",
+                message: "This merchant_order_id belongs to an order created by a different request."
+            )
+        case .orderFinished(let status):
+            APIError(
+                .conflict,
+                code: "order_finished",
+                message: "The order is \(status.rawValue); its stream has ended and takes no more events."
+            )
+        case .notCancelable(let status):
+            APIError(
+                .conflict,
+                code: "order_not_cancelable",
+                message: "Only a pending order can be canceled; this one is \(status.rawValue)."
+            )
         }
     }
 

@@ -1,0 +1,236 @@
+import Crypto
+import Foundation
+import HTTPTypes
+import Hummingbird
+import OrderStore
+import Payments
+
+/// The merchant API (server to server, API key): create and read orders, push events onto an
+/// order's stream, cancel a pending order.
+struct OrdersController {
+    let store: OrderStore
+    let tokens: StreamTokenSigner
+    let configuredProviders: Set<Provider>
+    let maximumBodyBytes: Int
+
+    /// How long a stream token stays valid after the order's own payment deadline.
+    static let tokenGrace: TimeInterval = 3600
+
+    func addRoutes(to group: RouterGroup<some RequestContext>) {
+        group.post("/orders") { request, context in try await self.create(request, context: context) }
+        group.get("/orders/{id}") { _, context in try await self.show(id: try context.parameters.require("id")) }
+        group.post("/orders/{id}/events") { request, context in
+            try await self.appendEvent(id: try context.parameters.require("id"), request: request, context: context)
+        }
+        group.post("/orders/{id}/cancel") { _, context in
+            let order = try await self.store.cancel(orderID: try context.parameters.require("id"))
+            return self.response(.ok, for: order)
+        }
+    }
+
+    // MARK: Create
+
+    private struct CreateOrderRequest: Decodable {
+        /// Read as any JSON value so `19.99` or `"1999"` get a message about the amount, not about the JSON.
+        let amount: JSONValue?
+        let currency: String?
+        let provider: String?
+        let merchantOrderID: String?
+        let expiresIn: Int?
+        let description: String?
+        let metadata: JSONValue?
+
+        enum CodingKeys: String, CodingKey {
+            case amount, currency, provider, description, metadata
+            case merchantOrderID = "merchant_order_id"
+            case expiresIn = "expires_in"
+        }
+    }
+
+    /// The validated request in a canonical form: its hash tells a retry from a different request.
+    private struct CanonicalRequest: Encodable {
+        let amount: Int64
+        let currency: String
+        let provider: String
+        let merchantOrderID: String?
+        let expiresIn: Int
+        let description: String?
+        let metadata: JSONValue
+    }
+
+    private func create(_ request: Request, context: some RequestContext) async throws -> Response {
+        let body: CreateOrderRequest = try await RequestJSON.decode(
+            request,
+            context: context,
+            limit: self.maximumBodyBytes
+        )
+        let new = try self.validate(body)
+        let idempotencyKey = try request.headers[HTTPField.Name("Idempotency-Key")!].map { key in
+            guard (1...255).contains(key.count), key.allSatisfy({ $0.isASCII && !$0.isWhitespace || $0 == " " }) else {
+                throw APIError(
+                    .badRequest,
+                    code: "invalid_idempotency_key",
+                    message: "Idempotency-Key must be 1–255 printable ASCII characters."
+                )
+            }
+            return key
+        }
+        let canonical = CanonicalRequest(
+            amount: new.price.amount,
+            currency: new.price.currency,
+            provider: new.provider.rawValue,
+            merchantOrderID: new.merchantOrderID,
+            expiresIn: new.expiresIn,
+            description: new.description,
+            metadata: body.metadata ?? .object([:])
+        )
+        let hash = SHA256.hash(data: Array(JSONValue.canonicalText(of: canonical).utf8)).map {
+            String(format: "%02x", $0)
+        }.joined()
+        let outcome = try await self.store.create(new, idempotencyKey: idempotencyKey, requestHash: hash)
+        switch outcome {
+        case .created(let order):
+            return self.response(.created, for: order)
+        case .replayed(let order):
+            var response = self.response(.created, for: order)
+            response.headers[HTTPField.Name("Idempotent-Replayed")!] = "true"
+            return response
+        }
+    }
+
+    private func validate(_ body: CreateOrderRequest) throws -> NewOrder {
+        guard let amountValue = body.amount else {
+            throw invalid("amount", "is required: an integer in minor units (1999 is 19.99)")
+        }
+        // Doubles hold every integer up to 2^53 exactly, far above the 10^12 ceiling checked here.
+        guard case .number(let number) = amountValue, number.rounded() == number else {
+            throw invalid("amount", "must be an integer in minor units (1999 is 19.99), not \(amountValue.text)")
+        }
+        guard (1...1_000_000_000_000).contains(number) else {
+            throw invalid("amount", "must be between 1 and 10^12 minor units")
+        }
+        let amount = Int64(number)
+        guard let currency = body.currency else {
+            throw invalid("currency", "is required: three capital letters such as CNY")
+        }
+        guard currency.count == 3, currency.allSatisfy({ $0.isASCII && $0.isUppercase }) else {
+            throw invalid("currency", "must be three capital letters (ISO 4217), such as CNY")
+        }
+        guard let providerName = body.provider else { throw invalid("provider", "is required") }
+        guard let provider = Provider(rawValue: providerName) else {
+            throw invalid("provider", "must be one of \(Provider.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        guard self.configuredProviders.contains(provider) else {
+            throw invalid(
+                "provider",
+                "\(providerName) is not configured on this server, so its payments could not be verified"
+            )
+        }
+        if let id = body.merchantOrderID {
+            guard (1...64).contains(id.count),
+                id.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "_-.:|*".contains($0)) })
+            else {
+                throw invalid("merchant_order_id", "must be 1–64 characters of letters, digits and _-.:|*")
+            }
+        }
+        let expiresIn = body.expiresIn ?? 900
+        guard (60...604_800).contains(expiresIn) else { throw invalid("expires_in", "must be 60 to 604800 seconds") }
+        if let description = body.description, description.count > 1000 {
+            throw invalid("description", "must be at most 1000 characters")
+        }
+        let metadata = body.metadata ?? .object([:])
+        guard case .object = metadata else { throw invalid("metadata", "must be a JSON object") }
+        guard metadata.text.utf8.count <= 4096 else { throw invalid("metadata", "must be at most 4096 bytes of JSON") }
+        return NewOrder(
+            merchantOrderID: body.merchantOrderID,
+            price: Money(amount: amount, currency: currency),
+            provider: provider,
+            description: body.description,
+            metadata: metadata.text,
+            expiresIn: expiresIn
+        )
+    }
+
+    // MARK: Read
+
+    private func show(id: String) async throws -> Response {
+        guard let order = try await self.store.order(id: id) else { throw OrderStoreError.orderNotFound }
+        return self.response(.ok, for: order)
+    }
+
+    // MARK: Merchant events
+
+    private struct EventRequest: Decodable {
+        let event: String?
+        let stage: String?
+        let percent: Int?
+        let message: String?
+        let data: JSONValue?
+    }
+
+    /// Names a merchant may not use: the service's own events.
+    static let reservedEventNames: Set<String> = ["status", "finish"]
+
+    private func appendEvent(id: String, request: Request, context: some RequestContext) async throws -> Response {
+        let body: EventRequest = try await RequestJSON.decode(request, context: context, limit: self.maximumBodyBytes)
+        guard let name = body.event else { throw invalid("event", "is required: \"progress\" or a name of your own") }
+        guard (1...64).contains(name.utf8.count),
+            name.utf8.allSatisfy({
+                (UInt8(ascii: "a")...UInt8(ascii: "z")).contains($0)
+                    || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) || "._-".utf8.contains($0)
+            })
+        else { throw invalid("event", "must match [a-z0-9._-]{1,64}") }
+        guard !Self.reservedEventNames.contains(name) else {
+            throw invalid("event", "\"\(name)\" is reserved for the service's own events")
+        }
+        let data: JSONValue
+        if name == "progress" {
+            if let percent = body.percent, !(0...100).contains(percent) { throw invalid("percent", "must be 0 to 100") }
+            if let stage = body.stage, stage.count > 64 { throw invalid("stage", "must be at most 64 characters") }
+            if let message = body.message, message.count > 500 {
+                throw invalid("message", "must be at most 500 characters")
+            }
+            var fields: [String: JSONValue] = ["order_id": .string(id)]
+            fields["stage"] = body.stage.map(JSONValue.string)
+            fields["percent"] = body.percent.map { .number(Double($0)) }
+            fields["message"] = body.message.map(JSONValue.string)
+            data = .object(fields)
+        } else {
+            data = body.data ?? .object([:])
+            guard case .object = data else { throw invalid("data", "must be a JSON object") }
+            guard data.text.utf8.count <= 4096 else { throw invalid("data", "must be at most 4096 bytes of JSON") }
+        }
+        let eventID = try await self.store.appendMerchantEvent(orderID: id, name: name, data: data.text)
+        return ResponseJSON.response(
+            .created,
+            ["id": .number(Double(eventID)), "event": .string(name), "order_id": .string(id)]
+        )
+    }
+
+    // MARK: Responses
+
+    private func response(_ status: HTTPResponse.Status, for order: Order) -> Response {
+        let token = self.tokens.token(orderID: order.id, expiresAt: order.expiresAt.addingTimeInterval(Self.tokenGrace))
+        let fields: [String: JSONValue] = [
+            "id": .string(order.id),
+            "status": .string(order.status.rawValue),
+            "amount": .number(Double(order.price.amount)),
+            "currency": .string(order.price.currency),
+            "provider": .string(order.provider.rawValue),
+            "merchant_order_id": order.merchantOrderID.map(JSONValue.string) ?? .null,
+            "description": order.description.map(JSONValue.string) ?? .null,
+            "metadata": JSONValue.parse(order.metadata) ?? .object([:]),
+            "expires_at": .string(ResponseJSON.timestamp(order.expiresAt)),
+            "created_at": .string(ResponseJSON.timestamp(order.createdAt)),
+            "updated_at": .string(ResponseJSON.timestamp(order.updatedAt)),
+            "stream_token": .string(token),
+            "stream_url": .string("/v1/orders/\(order.id)/events?token=\(token)"),
+        ]
+        return ResponseJSON.response(status, fields)
+    }
+}
+
+/// A 422 naming the field and what it must be.
+private func invalid(_ field: String, _ rule: String) -> APIError {
+    APIError(.unprocessableContent, code: "invalid_field", message: "\(field) \(rule)")
+}

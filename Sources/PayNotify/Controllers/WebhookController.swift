@@ -1,0 +1,118 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import OrderStore
+import PaymentProviders
+import Payments
+import Synchronization
+
+/// `POST /v1/webhooks/{provider}`: verify the raw bytes with the provider's adapter, record the
+/// delivery in one transaction, and answer the way that provider expects.
+///
+/// A refused delivery (bad signature, stale timestamp, malformed payload) gets the provider's
+/// failure answer and an alert; a database failure gets its retryable failure answer (5xx), so the
+/// provider delivers again later; nothing is acknowledged that was not committed.
+struct WebhookController {
+    let adapters: [Provider: any WebhookAdapter]
+    let store: OrderStore
+    let maximumBodyBytes: Int
+    /// Wall-clock time for the signatures' tolerance windows; tests inject their own.
+    let now: @Sendable () -> Date
+    let alertThrottle = AlertThrottle(interval: 10)
+
+    func addRoutes(to group: RouterGroup<some RequestContext>) {
+        group.post("/webhooks/{provider}") { request, context in
+            try await self.receive(request, provider: try context.parameters.require("provider"), context: context)
+        }
+    }
+
+    private func receive(_ request: Request, provider name: String, context: some RequestContext) async throws
+        -> Response
+    {
+        guard let provider = Provider(rawValue: name), let adapter = self.adapters[provider] else {
+            throw APIError(
+                .notFound,
+                code: "unknown_provider",
+                message: "No webhook provider \"\(name)\" is configured here."
+            )
+        }
+        let body = try await request.body.collect(upTo: self.maximumBodyBytes)
+        var headers: [String: String] = [:]
+        for field in request.headers {
+            let name = field.name.canonicalName
+            headers[name] = headers[name].map { "\($0), \(field.value)" } ?? field.value
+        }
+        let delivery: WebhookDelivery
+        do {
+            delivery = try adapter.verify(WebhookRequest(headers: headers, body: Array(buffer: body)), now: self.now())
+        } catch {
+            context.logger.warning(
+                "webhook refused",
+                metadata: [
+                    "provider": "\(provider.rawValue)", "reason": "\(error.reason.rawValue)",
+                    "detail": "\(error.message)",
+                ]
+            )
+            if self.alertThrottle.shouldRaise(key: "\(provider.rawValue).\(error.reason.rawValue)") {
+                // An attacker can send refusals as fast as they like: alerts are throttled per
+                // provider and reason, and failing to store one must not change the answer.
+                try? await self.store.recordAlert(
+                    kind: error.reason == .malformedPayload ? "malformed_webhook" : "bad_signature",
+                    provider: provider,
+                    orderID: nil,
+                    message: "\(provider.rawValue) webhook refused: \(error)"
+                )
+            }
+            return Self.response(adapter.failure(error))
+        }
+        do {
+            let outcome = try await self.store.record(delivery)
+            context.logger.info(
+                "webhook recorded",
+                metadata: [
+                    "provider": "\(provider.rawValue)", "event_id": "\(delivery.eventID)",
+                    "type": "\(delivery.eventType)",
+                    "order": "\(delivery.orderReference ?? "-")", "outcome": "\(outcome.rawValue)",
+                ]
+            )
+            return Self.response(adapter.acknowledgement)
+        } catch {
+            context.logger.error(
+                "webhook not recorded; the provider will retry",
+                metadata: ["provider": "\(provider.rawValue)", "error": "\(error)"]
+            )
+            return Self.response(adapter.failure(nil))
+        }
+    }
+
+    private static func response(_ reply: WebhookReply) -> Response {
+        var headers: HTTPFields = [.cacheControl: "no-store"]
+        if let type = reply.contentType { headers[.contentType] = type }
+        return Response(
+            status: .init(code: reply.status),
+            headers: headers,
+            body: .init(byteBuffer: .init(bytes: reply.body))
+        )
+    }
+}
+
+/// Lets one alert per key through per interval, so a flood of forged requests cannot flood the
+/// alerts table. Counts come from metrics and logs instead.
+final class AlertThrottle: Sendable {
+    private let interval: TimeInterval
+    private let lastRaised = Mutex<[String: ContinuousClock.Instant]>([:])
+
+    init(interval: TimeInterval) {
+        self.interval = interval
+    }
+
+    func shouldRaise(key: String) -> Bool {
+        let now = ContinuousClock.now
+        return self.lastRaised.withLock { lastRaised in
+            if let last = lastRaised[key], now - last < .seconds(self.interval) { return false }
+            lastRaised[key] = now
+            return true
+        }
+    }
+}
