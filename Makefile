@@ -4,19 +4,27 @@ SWIFT ?= swift
 # The embedded development database: a private cluster under .data/, used when DATABASE_URL is unset.
 PG_DIR := .data/postgres
 PG_PORT ?= 54329
+DEV_KEYS := $(CURDIR)/.data/dev-keys
 FORMAT_PATHS := Package.swift Sources Tests
 
-.PHONY: run test build fmt lint deps db-start db-stop
+.PHONY: run test build fmt lint deps db-start db-stop dev-keys
 
 # Development settings for `make run` only, each overridable from the environment. A deployment
 # sets its own secrets (README, "Configuration").
 run: export PAYNOTIFY_API_KEYS ?= dev-merchant-key-0123456789
 run: export PAYNOTIFY_STREAM_SECRET ?= dev-stream-secret-not-for-production-0123456789
 run: export PAYNOTIFY_SANDBOX_SECRETS ?= dev-sandbox-secret
+run: export PAYNOTIFY_STRIPE_SECRETS ?= whsec_dev_stripe_secret
+# WeChat Pay and Alipay sign with RSA: dev-keys makes a key pair for each under .data/dev-keys,
+# whose public halves these settings trust (and whose private halves only a simulator holds).
+run: export PAYNOTIFY_WECHATPAY_PLATFORM_KEYS ?= DEV_PLATFORM_SERIAL=$(DEV_KEYS)/wechatpay-platform-public.pem
+run: export PAYNOTIFY_WECHATPAY_APIV3_KEY ?= dev-apiv3-key-0123456789abcdefgh
+run: export PAYNOTIFY_ALIPAY_PUBLIC_KEY ?= $(DEV_KEYS)/alipay-public.pem
+run: export PAYNOTIFY_ALIPAY_APP_ID ?= 2021000000000000
 
 ## run: install what is missing, start the embedded database unless DATABASE_URL is set, build in
 ## release mode and serve (Ctrl-C stops cleanly; the database keeps running, `make db-stop` stops it).
-run: deps
+run: deps dev-keys
 	@if [ -z "$$DATABASE_URL" ]; then \
 	    DATABASE_URL=$$(scripts/pg-cluster.sh start $(PG_DIR) $(PG_PORT)) || exit 1; \
 	    echo "database: $$DATABASE_URL (embedded, in $(PG_DIR))"; \
@@ -42,6 +50,17 @@ lint:
 
 deps:
 	@scripts/install-deps.sh
+
+## dev-keys: RSA key pairs for the local WeChat Pay and Alipay configuration (made once).
+dev-keys:
+	@mkdir -p $(DEV_KEYS)
+	@for name in wechatpay-platform alipay; do \
+	    if [ ! -f $(DEV_KEYS)/$$name-private.pem ]; then \
+	        openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out $(DEV_KEYS)/$$name-private.pem 2>/dev/null && \
+	        openssl pkey -in $(DEV_KEYS)/$$name-private.pem -pubout -out $(DEV_KEYS)/$$name-public.pem && \
+	        echo "dev-keys: made $$name key pair in $(DEV_KEYS)"; \
+	    fi; \
+	done
 
 db-start: deps
 	@scripts/pg-cluster.sh start $(PG_DIR) $(PG_PORT)

@@ -3,7 +3,7 @@
 # everything is there. Runs as root, or through sudo when it is available.
 set -euo pipefail
 
-packages=(postgresql libpq-dev pkg-config)
+packages=(postgresql libpq-dev pkg-config openssl)
 if [ "${PAYNOTIFY_EXTRA_PACKAGES:-}" != "" ]; then
     read -r -a extra <<<"$PAYNOTIFY_EXTRA_PACKAGES"
     packages+=("${extra[@]}")

@@ -1,5 +1,6 @@
 import Foundation
 public import Logging
+import PaymentProviders
 public import Postgres
 
 /// Everything the service reads at start, from environment variables (and command-line flags, which
@@ -20,6 +21,10 @@ public import Postgres
 ///   - `PAYNOTIFY_WEBHOOK_TOLERANCE_SECONDS`: how far a signed webhook timestamp may be from now. Default `300`.
 ///   - `PAYNOTIFY_SANDBOX_SECRETS`, `PAYNOTIFY_STRIPE_SECRETS`: webhook secrets, comma-separated; a
 ///     provider without secrets is not served.
+///   - `PAYNOTIFY_WECHATPAY_PLATFORM_KEYS` (`SERIAL=path/to/pem`, comma-separated: certificates or
+///     public keys) with `PAYNOTIFY_WECHATPAY_APIV3_KEY` (32 characters): both or neither.
+///   - `PAYNOTIFY_ALIPAY_PUBLIC_KEY` (PEM or bare base64 text, or a path to a file holding it) with
+///     `PAYNOTIFY_ALIPAY_APP_ID`: both or neither.
 ///   - `PAYNOTIFY_MAX_BODY_BYTES`: the largest request body read. Default `65536`.
 ///   - `PAYNOTIFY_EXPIRY_SWEEP_SECONDS`: how often pending orders past their deadline expire. Default `5`.
 public struct AppConfiguration: Sendable {
@@ -36,6 +41,11 @@ public struct AppConfiguration: Sendable {
     public var webhookTolerance: Int
     public var sandboxSecrets: [String]
     public var stripeSecrets: [String]
+    /// Serial → PEM text (certificate or public key), read from the configured files.
+    public var wechatPayPlatformKeys: [String: String]
+    public var wechatPayAPIv3Key: String?
+    public var alipayPublicKey: String?
+    public var alipayAppID: String?
     public var maximumBodyBytes: Int
     public var expirySweepInterval: Duration
 
@@ -86,10 +96,87 @@ public struct AppConfiguration: Sendable {
         self.webhookTolerance = try reader.integer("PAYNOTIFY_WEBHOOK_TOLERANCE_SECONDS", default: 300, in: 1...86_400)
         self.sandboxSecrets = try reader.secrets("PAYNOTIFY_SANDBOX_SECRETS", minimumLength: 8, required: false)
         self.stripeSecrets = try reader.secrets("PAYNOTIFY_STRIPE_SECRETS", minimumLength: 8, required: false)
+        (self.wechatPayPlatformKeys, self.wechatPayAPIv3Key) = try Self.wechatPay(reader)
+        (self.alipayPublicKey, self.alipayAppID) = try Self.alipay(reader)
         self.maximumBodyBytes = try reader.integer("PAYNOTIFY_MAX_BODY_BYTES", default: 65_536, in: 1024...10_485_760)
         self.expirySweepInterval = .seconds(
             try reader.integer("PAYNOTIFY_EXPIRY_SWEEP_SECONDS", default: 5, in: 1...3600)
         )
+    }
+}
+
+extension AppConfiguration {
+    /// The WeChat Pay keys, read and checked: each file must hold a key the adapter accepts.
+    fileprivate static func wechatPay(_ reader: SettingsReader) throws(ConfigurationError) -> (
+        [String: String], String?
+    ) {
+        let keysSetting = "PAYNOTIFY_WECHATPAY_PLATFORM_KEYS"
+        let apiKeySetting = "PAYNOTIFY_WECHATPAY_APIV3_KEY"
+        let entries = (reader.string(keysSetting) ?? "").split(separator: ",").map {
+            $0.trimmingCharacters(in: .whitespaces)
+        }
+        .filter { !$0.isEmpty }
+        let apiV3Key = reader.string(apiKeySetting)
+        guard !entries.isEmpty || apiV3Key != nil else { return ([:], nil) }
+        guard !entries.isEmpty else {
+            throw ConfigurationError(setting: keysSetting, message: "is not set, but \(apiKeySetting) is")
+        }
+        guard let apiV3Key else {
+            throw ConfigurationError(setting: apiKeySetting, message: "is not set, but \(keysSetting) is")
+        }
+        guard apiV3Key.utf8.count == 32 else {
+            throw ConfigurationError(
+                setting: apiKeySetting,
+                message: "must be the 32-character APIv3 key from the merchant platform"
+            )
+        }
+        var keys: [String: String] = [:]
+        for entry in entries {
+            let parts = entry.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
+                throw ConfigurationError(setting: keysSetting, message: "entry \"\(entry)\" is not SERIAL=path/to/pem")
+            }
+            keys[parts[0]] = try Self.readFile(parts[1], setting: keysSetting)
+        }
+        do {
+            _ = try WeChatPayAdapter(platformKeyTexts: keys, apiV3Key: apiV3Key, tolerance: 300)
+        } catch {
+            throw ConfigurationError(setting: keysSetting, message: "holds a key that cannot be used: \(error)")
+        }
+        return (keys, apiV3Key)
+    }
+
+    /// The Alipay public key (text, or a file holding it) and app id, checked.
+    fileprivate static func alipay(_ reader: SettingsReader) throws(ConfigurationError) -> (String?, String?) {
+        let keySetting = "PAYNOTIFY_ALIPAY_PUBLIC_KEY"
+        let appSetting = "PAYNOTIFY_ALIPAY_APP_ID"
+        let value = reader.string(keySetting)
+        let appID = reader.string(appSetting)
+        guard value != nil || appID != nil else { return (nil, nil) }
+        guard let value else {
+            throw ConfigurationError(setting: keySetting, message: "is not set, but \(appSetting) is")
+        }
+        guard let appID else {
+            throw ConfigurationError(setting: appSetting, message: "is not set, but \(keySetting) is")
+        }
+        // Key text is PEM or one line of base64; anything with a slash or a .pem ending is a file.
+        let text =
+            value.contains("/") && !value.contains("BEGIN") || value.hasSuffix(".pem")
+            ? try Self.readFile(value, setting: keySetting) : value
+        do {
+            _ = try AlipayAdapter(publicKeyTexts: [text], appID: appID, tolerance: nil)
+        } catch {
+            throw ConfigurationError(setting: keySetting, message: "is not a usable RSA public key: \(error)")
+        }
+        return (text, appID)
+    }
+
+    private static func readFile(_ path: String, setting: String) throws(ConfigurationError) -> String {
+        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8)
+        else {
+            throw ConfigurationError(setting: setting, message: "names \(path), which cannot be read")
+        }
+        return text
     }
 }
 

@@ -39,7 +39,7 @@ public func buildApplication(
     )
 
     let store = OrderStore(pool: pool)
-    let adapters = webhookAdapters(configuration)
+    let adapters = try webhookAdapters(configuration)
 
     let router = Router()
     router.add(middleware: JSONErrorMiddleware())
@@ -86,12 +86,28 @@ public func buildApplication(
     return app
 }
 
-/// One adapter per provider that has its secrets or keys configured.
-private func webhookAdapters(_ configuration: AppConfiguration) -> [Provider: any WebhookAdapter] {
+/// One adapter per provider that has its secrets or keys configured (``AppConfiguration`` has
+/// checked that the keys load).
+private func webhookAdapters(_ configuration: AppConfiguration) throws -> [Provider: any WebhookAdapter] {
     let tolerance = TimeInterval(configuration.webhookTolerance)
     var adapters: [Provider: any WebhookAdapter] = [:]
     if !configuration.sandboxSecrets.isEmpty {
         adapters[.sandbox] = SandboxAdapter(secrets: configuration.sandboxSecrets, tolerance: tolerance)
+    }
+    if !configuration.stripeSecrets.isEmpty {
+        adapters[.stripe] = StripeAdapter(secrets: configuration.stripeSecrets, tolerance: tolerance)
+    }
+    if let apiV3Key = configuration.wechatPayAPIv3Key {
+        adapters[.wechatpay] = try WeChatPayAdapter(
+            platformKeyTexts: configuration.wechatPayPlatformKeys,
+            apiV3Key: apiV3Key,
+            tolerance: tolerance
+        )
+    }
+    if let key = configuration.alipayPublicKey, let appID = configuration.alipayAppID {
+        // Alipay's notifications carry no signed timestamp to hold to a window (notify_time is
+        // outside any guarantee); replays are absorbed by the inbox's unique notify_id instead.
+        adapters[.alipay] = try AlipayAdapter(publicKeyTexts: [key], appID: appID, tolerance: nil)
     }
     return adapters
 }

@@ -17,12 +17,7 @@ public struct SandboxAdapter: WebhookAdapter {
 
     public func verify(_ request: WebhookRequest, now: Date) throws(WebhookRejection) -> WebhookDelivery {
         try self.signature.verify(header: request.header("sandbox-signature"), body: request.body, now: now)
-        let payload: Payload
-        do {
-            payload = try JSONDecoder().decode(Payload.self, from: Data(request.body))
-        } catch {
-            throw WebhookRejection(.malformedPayload, "the body is not a sandbox event: \(error)")
-        }
+        let payload = try decodePayload(Payload.self, from: request.body, what: "a sandbox event")
         guard !payload.id.isEmpty, payload.id.count <= 255 else {
             throw WebhookRejection(.malformedPayload, "id must be 1–255 characters")
         }

@@ -93,6 +93,16 @@ extension WebhookAdapter {
     }
 }
 
+/// Decodes a signed payload, turning any decoding failure into a ``WebhookRejection/Reason/malformedPayload``
+/// that says what was expected (`what`, such as "a Stripe event").
+func decodePayload<T: Decodable>(_ type: T.Type, from bytes: [UInt8], what: String) throws(WebhookRejection) -> T {
+    do {
+        return try JSONDecoder().decode(type, from: Data(bytes))
+    } catch {
+        throw WebhookRejection(.malformedPayload, "the body is not \(what): \(error)")
+    }
+}
+
 /// A JSON string literal for `text`, escaped.
 func jsonString(_ text: String) -> String {
     let data =

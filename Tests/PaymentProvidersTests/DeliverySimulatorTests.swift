@@ -1,0 +1,101 @@
+import Foundation
+import PaymentProviders
+import Payments
+import Testing
+import _CryptoExtras
+
+/// Keys shared by the round trips (RSA generation is slow; one pair per provider is enough).
+private let wechatKey = try! _RSA.Signing.PrivateKey(keySize: .bits2048)
+private let alipayKey = try! _RSA.Signing.PrivateKey(keySize: .bits2048)
+
+private let simulator: DeliverySimulator = {
+    var credentials = DeliverySimulator.Credentials()
+    credentials.sandboxSecret = "sandbox-secret"
+    credentials.stripeSecret = "whsec_test_secret"
+    credentials.wechatPaySerial = "SIMSERIAL"
+    credentials.wechatPayPrivateKey = wechatKey
+    credentials.wechatPayAPIv3Key = "0123456789abcdef0123456789abcdef"
+    credentials.alipayPrivateKey = alipayKey
+    credentials.alipayAppID = "2021000000000000"
+    return DeliverySimulator(credentials: credentials)
+}()
+
+private func adapter(for provider: Provider) throws -> any WebhookAdapter {
+    switch provider {
+    case .sandbox: SandboxAdapter(secrets: ["sandbox-secret"], tolerance: 300)
+    case .stripe: StripeAdapter(secrets: ["whsec_test_secret"], tolerance: 300)
+    case .wechatpay:
+        WeChatPayAdapter(
+            platformKeys: ["SIMSERIAL": wechatKey.publicKey],
+            apiV3Key: Array("0123456789abcdef0123456789abcdef".utf8),
+            tolerance: 300
+        )
+    case .alipay: AlipayAdapter(publicKeys: [alipayKey.publicKey], appID: "2021000000000000", tolerance: nil)
+    }
+}
+
+/// The canonical event each provider's simulated outcome must map to.
+private func expected(_ provider: Provider, _ outcome: DeliverySimulator.Outcome) -> PaymentEvent.Kind? {
+    switch (provider, outcome) {
+    case (.alipay, .processing): .awaitingPayment
+    case (.alipay, .failed): .canceled
+    case (_, .processing): .processing
+    case (_, .progress): .progress
+    case (_, .succeeded): .succeeded
+    case (_, .failed): .failed
+    case (_, .canceled): .canceled
+    }
+}
+
+@Suite("DeliverySimulator round trips")
+struct DeliverySimulatorTests {
+    /// Every simulated delivery verifies with the provider's adapter and maps to the intended event.
+    @Test(arguments: Provider.allCases)
+    func roundTrip(provider: Provider) throws {
+        let now = Date()
+        let price = Money(amount: 1999, currency: "CNY")
+        for outcome in DeliverySimulator.Outcome.allCases {
+            guard outcome != .progress || provider == .sandbox else {
+                #expect(throws: DeliverySimulator.SimulationError.self) {
+                    try simulator.delivery(
+                        provider: provider,
+                        orderID: "ord_x",
+                        outcome: outcome,
+                        paid: price,
+                        now: now
+                    )
+                }
+                continue
+            }
+            let request = try simulator.delivery(
+                provider: provider,
+                orderID: "ord_sim123",
+                outcome: outcome,
+                paid: price,
+                now: now
+            )
+            let delivery = try adapter(for: provider).verify(request, now: now)
+            #expect(delivery.provider == provider)
+            #expect(delivery.orderReference == "ord_sim123", "\(provider) \(outcome)")
+            #expect(delivery.event?.kind == expected(provider, outcome), "\(provider) \(outcome)")
+            if outcome == .succeeded { #expect(delivery.event?.paid == price, "\(provider)") }
+        }
+    }
+
+    /// A simulated delivery altered in transit is refused by the adapter.
+    @Test(arguments: Provider.allCases)
+    func alteredDeliveryIsRefused(provider: Provider) throws {
+        let now = Date()
+        let request = try simulator.delivery(
+            provider: provider,
+            orderID: "ord_sim123",
+            outcome: .succeeded,
+            paid: Money(amount: 1999, currency: "CNY"),
+            now: now
+        )
+        var body = request.body
+        body[body.count / 2] ^= 0x01
+        let altered = WebhookRequest(headers: request.headers, body: body)
+        #expect(throws: WebhookRejection.self) { try adapter(for: provider).verify(altered, now: now) }
+    }
+}
