@@ -67,6 +67,10 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "SSEGateway",
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "PayNotify",
             dependencies: [
                 "OrderStore",
@@ -140,6 +144,11 @@ let package = Package(
         .testTarget(
             name: "OrderStoreTests",
             dependencies: ["OrderStore", "Payments", "Postgres", "TestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "SSEGatewayTests",
+            dependencies: ["SSEGateway"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
