@@ -157,6 +157,7 @@ let package = Package(
                 "PayNotify",
                 "Payments",
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
                 "Postgres",
                 "TestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),

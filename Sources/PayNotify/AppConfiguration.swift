@@ -159,10 +159,10 @@ extension AppConfiguration {
         guard let appID else {
             throw ConfigurationError(setting: appSetting, message: "is not set, but \(keySetting) is")
         }
-        // Key text is PEM or one line of base64; anything with a slash or a .pem ending is a file.
-        let text =
-            value.contains("/") && !value.contains("BEGIN") || value.hasSuffix(".pem")
-            ? try Self.readFile(value, setting: keySetting) : value
+        // Key text is PEM or bare base64 (an RSA-2048 key is ~390 characters, and may hold "/"): a
+        // value is a path only when it does not look like key text, and then the file must exist.
+        let looksLikeKeyText = value.hasPrefix("-----BEGIN") || (value.count > 200 && !value.hasSuffix(".pem"))
+        let text = looksLikeKeyText ? value : try Self.readFile(value, setting: keySetting)
         do {
             _ = try AlipayAdapter(publicKeyTexts: [text], appID: appID, tolerance: nil)
         } catch {

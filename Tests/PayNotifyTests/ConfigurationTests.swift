@@ -1,5 +1,7 @@
+import Foundation
 import PayNotify
 import Testing
+import _CryptoExtras
 
 @Suite("AppConfiguration")
 struct ConfigurationTests {
@@ -75,5 +77,34 @@ extension ConfigurationTests {
         #expect(configuration.apiKeys == ["merchant-key-aaaaaaaaaa", "merchant-key-bbbbbbbbbb"])
         #expect(configuration.sandboxSecrets == ["secret-one", "secret-two"])
         #expect(configuration.stripeSecrets.isEmpty)
+    }
+}
+
+extension ConfigurationTests {
+    /// Reproducer: Alipay hands out its key as bare base64, which contains "/"; it must be read as key
+    /// text, not as a file path. A path to a PEM file works too, and a bad one is named.
+    @Test func alipayKeyAsTextOrFile() throws {
+        let key = try _RSA.Signing.PrivateKey(keySize: .bits2048).publicKey
+        var base64 = key.derRepresentation.base64EncodedString()
+        // Make sure the reproducer really holds a slash (one in 64 characters is, on average).
+        while !base64.contains("/") {
+            base64 = try _RSA.Signing.PrivateKey(keySize: .bits2048).publicKey.derRepresentation.base64EncodedString()
+        }
+        var environment = self.valid
+        environment["PAYNOTIFY_ALIPAY_APP_ID"] = "2021000000000000"
+        environment["PAYNOTIFY_ALIPAY_PUBLIC_KEY"] = base64
+        #expect(try AppConfiguration(environment: environment).alipayPublicKey == base64)
+
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("alipay-\(UUID().uuidString).pem")
+        try key.pemRepresentation.write(to: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: file) }
+        environment["PAYNOTIFY_ALIPAY_PUBLIC_KEY"] = file.path
+        #expect(try AppConfiguration(environment: environment).alipayPublicKey == key.pemRepresentation)
+
+        environment["PAYNOTIFY_ALIPAY_PUBLIC_KEY"] = "/no/such/alipay.pem"
+        let error = #expect(throws: ConfigurationError.self) { try AppConfiguration(environment: environment) }
+        #expect(error?.setting == "PAYNOTIFY_ALIPAY_PUBLIC_KEY")
+        environment["PAYNOTIFY_ALIPAY_PUBLIC_KEY"] = nil
+        #expect(throws: ConfigurationError.self) { try AppConfiguration(environment: environment) }
     }
 }
