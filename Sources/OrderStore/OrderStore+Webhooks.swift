@@ -37,6 +37,25 @@ extension OrderStore {
         }
     }
 
+    /// Why the inbox could not hold this delivery, or `nil` when it can: the schema's limits (event
+    /// id 1–255, type 1–128, order reference up to 255 code points) and no U+0000 in any text,
+    /// which PostgreSQL cannot store. Checked before recording, so such a delivery is refused as
+    /// malformed instead of failing in the database on every retry.
+    public static func unstorableReason(_ delivery: WebhookDelivery) -> String? {
+        func length(_ text: String) -> Int { text.unicodeScalars.count }
+        let texts = [
+            delivery.eventID, delivery.eventType, delivery.orderReference, delivery.event?.stage,
+            delivery.event?.message,
+        ]
+        if texts.contains(where: { $0?.unicodeScalars.contains("\0") ?? false }) { return "a field contains U+0000" }
+        if !(1...255).contains(length(delivery.eventID)) { return "the event id must be 1–255 characters" }
+        if !(1...128).contains(length(delivery.eventType)) { return "the event type must be 1–128 characters" }
+        if let reference = delivery.orderReference, length(reference) > 255 {
+            return "the order reference is longer than 255 characters"
+        }
+        return nil
+    }
+
     /// Thrown inside the transaction to roll it back when the inbox already has the delivery.
     private enum DuplicateDelivery: Error {
         case found
@@ -45,13 +64,26 @@ extension OrderStore {
     private static func record(_ delivery: WebhookDelivery, on connection: Connection) throws -> DeliveryOutcome {
         let order = try delivery.orderReference.flatMap { try Self.lockOrder(reference: $0, on: connection) }
         var machine = order.map { OrderStateMachine(status: $0.status, price: $0.price) }
-        let action = delivery.event.flatMap { event in machine?.paymentEventReceived(event) }
+        let action: OrderStateMachine.Action?
+        if let order, delivery.event != nil, order.provider != delivery.provider {
+            // Only the order's own provider can settle it: otherwise any configured provider's
+            // secret (the sandbox's, say) could pay an order meant for Stripe.
+            action = .reject(
+                OrderStateMachine.Alert(
+                    kind: .providerMismatch,
+                    message:
+                        "\(delivery.provider.rawValue) reported \(delivery.eventType) for an order paid through \(order.provider.rawValue)"
+                )
+            )
+        } else {
+            action = delivery.event.flatMap { event in machine?.paymentEventReceived(event) }
+        }
         let outcome: DeliveryOutcome =
             switch (order, delivery.event, action) {
             case (_, nil, _): .ignored
             case (nil, _, _): .unknownOrder
             case (_, _, .transition?), (_, _, .progress?): .applied
-            case (_, _, .reject(let alert)?): alert.kind == .amountMismatch ? .mismatch : .contradiction
+            case (_, _, .reject(let alert)?): alert.kind == .contradiction ? .contradiction : .mismatch
             case (_, _, .ignore?), (_, _, nil): .noChange
             }
         let inserted = try connection.query(

@@ -64,10 +64,11 @@ public struct AppConfiguration: Sendable {
         do {
             self.database = try ConnectionConfiguration(databaseURL)
         } catch {
-            // libpq's message may quote the string, password included: say what is wrong, not what was given.
+            // libpq's message quotes the offending part, which can be the password: say what to
+            // check, never what was given.
             throw ConfigurationError(
                 setting: "DATABASE_URL",
-                message: "is not a valid connection string or URL: \(error.message)"
+                message: "is not a valid connection string or URL; check its host, port, user and percent-encoding"
             )
         }
         self.host = reader.string("PAYNOTIFY_HOST") ?? "127.0.0.1"

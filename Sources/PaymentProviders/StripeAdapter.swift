@@ -55,7 +55,11 @@ public struct StripeAdapter: WebhookAdapter {
                 case "payment_intent.processing": PaymentEvent(kind: .processing)
                 case "payment_intent.succeeded": PaymentEvent(kind: .succeeded, paid: intent.amountReceived)
                 case "payment_intent.payment_failed":
-                    PaymentEvent(kind: .failed, message: intent.lastPaymentError?.message)
+                    // One attempt failed: the PaymentIntent returns to requires_payment_method and
+                    // the customer may try another card. Ending the order here would show a
+                    // failure, end the stream, and then see the retry succeed "after" it; so it is
+                    // progress the page can show. Only payment_intent.canceled ends a Stripe order.
+                    PaymentEvent(kind: .progress, stage: "payment_failed", message: intent.lastPaymentError?.message)
                 default: PaymentEvent(kind: .canceled)
                 }
         case "charge.refunded":

@@ -33,6 +33,8 @@ public struct OrderStateMachine: Sendable, Hashable {
             case amountMismatch = "amount_mismatch"
             /// Money was taken for an order that had already failed, been canceled or expired.
             case paidAfterFinal = "paid_after_final"
+            /// A provider reported on an order that belongs to another provider.
+            case providerMismatch = "provider_mismatch"
         }
 
         public let kind: Kind

@@ -169,9 +169,10 @@ public final class ConnectionPool: Service, Sendable {
             return state.nextWaiterID
         }
         let timeout = self.configuration.acquireTimeout
+        let deadline = ContinuousClock.now + timeout
         return try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
-                try await Task.sleep(for: timeout)
+                try await Task.sleep(until: deadline, clock: .continuous)
                 self.abandon(id: id, error: Self.exhaustedError(after: timeout))
             }
             defer { group.cancelAll() }
@@ -184,9 +185,15 @@ public final class ConnectionPool: Service, Sendable {
                     case .fail:
                         waiter.resume(throwing: Self.closedError)
                     case .queued:
-                        // The cancellation handler may have run before the waiter was queued, when
-                        // there was nothing to abandon yet; check again now that it is.
-                        if Task.isCancelled { self.abandon(id: id, error: CancellationError()) }
+                        // The cancellation handler or the timer may have fired before the waiter
+                        // was queued, when there was nothing to abandon yet; check both again now
+                        // that it is. (The timer fires at the deadline or later, so a waiter queued
+                        // before the deadline is always found by it.)
+                        if Task.isCancelled {
+                            self.abandon(id: id, error: CancellationError())
+                        } else if ContinuousClock.now >= deadline {
+                            self.abandon(id: id, error: Self.exhaustedError(after: timeout))
+                        }
                     case .mustWait:
                         preconditionFailure("a request with a waiter is queued, never told to wait")
                     }

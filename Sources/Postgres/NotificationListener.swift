@@ -160,6 +160,15 @@ public final class NotificationListener: Service, Sendable {
             if gapPending {
                 gapPending = !self.emit(.gap)
             }
+            // Notifications libpq already holds (read along with a statement's result, such as
+            // LISTEN's own) do not make the socket readable again: hand them out before waiting.
+            while let notification = connection.nextNotification() {
+                // Once one is dropped, the rest are covered by the gap that follows.
+                if !gapPending && !self.emit(.notification(notification)) {
+                    gapPending = true
+                    self.logger.warning("listener consumer fell behind; reporting a gap")
+                }
+            }
             // While a gap waits for room in the buffer, look again shortly; otherwise sleep until
             // the server or the shutdown pipe has something.
             switch wake.wait(alongside: connection.socket, timeout: gapPending ? .milliseconds(10) : nil) {
@@ -174,13 +183,6 @@ public final class NotificationListener: Service, Sendable {
                         metadata: ["error": "\(connection.connectionError(kind: .connectionBroken).message)"]
                     )
                     return true
-                }
-                while let notification = connection.nextNotification() {
-                    // Once one is dropped, the rest are covered by the gap that follows.
-                    if !gapPending && !self.emit(.notification(notification)) {
-                        gapPending = true
-                        self.logger.warning("listener consumer fell behind; reporting a gap")
-                    }
                 }
             }
         }

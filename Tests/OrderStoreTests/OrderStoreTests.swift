@@ -202,6 +202,23 @@ struct OrderStoreTests {
         }
     }
 
+    /// Reproducer: a delivery from another provider than the order's never settles it (a sandbox
+    /// secret must not be able to pay a Stripe order); it is recorded as a mismatch with an alert.
+    @Test func deliveryFromAnotherProviderIsRefused() async throws {
+        try await withStore { store, database in
+            var stripeOrder = newOrder()
+            stripeOrder.provider = .stripe
+            let order = created(
+                try await store.create(stripeOrder, idempotencyKey: nil, requestHash: String(repeating: "8", count: 64))
+            )
+            let outcome = try await store.record(delivery("evt_cross", order: order.id, .succeeded))
+            #expect(outcome == .mismatch)
+            #expect(try await store.order(id: order.id)?.status == .pending)
+            #expect(try await count(database, "SELECT count(*) FROM alerts WHERE kind = 'provider_mismatch'") == 1)
+            #expect(try await events(database, order.id) == ["status"])
+        }
+    }
+
     /// An unknown order is recorded with an alert and answered, so the provider stops retrying.
     @Test func unknownOrderIsRecorded() async throws {
         try await withStore { store, database in

@@ -67,6 +67,14 @@ struct OrdersAPITests {
             #"{"amount":1999,"currency":"CNY","provider":"sandbox","merchant_order_id":"bad id"}"#, 422,
             "merchant_order_id"
         ),
+        // Reproducers: these reached the database and came back as 500.
+        (
+            #"{"amount":1999,"currency":"CNY","provider":"sandbox","description":""#
+                + String(repeating: "e\u{301}", count: 700) + #""}"#, 422, "description"
+        ),
+        (#"{"amount":1999,"currency":"CNY","provider":"sandbox","description":"a\u0000b"}"#, 422, "description"),
+        (#"{"amount":1999,"currency":"CNY","provider":"sandbox","metadata":{"k":"a\u0000b"}}"#, 422, "metadata"),
+        (#"{"amount":1999,"currency":"CNY","provider":"sandbox","metadata":{"a\u0000":1}}"#, 422, "metadata"),
         ("not json", 400, "JSON"),
         ("[]", 400, "body"),
     ])
@@ -159,6 +167,9 @@ struct OrdersAPITests {
                 (#"{"event":"Bad Name"}"#, "[a-z0-9._-]"),
                 (#"{"event":"progress","percent":150}"#, "percent"), (#"{"event":"x","data":"text"}"#, "data"),
                 ("{}", "required"),
+                // Reproducers: a NUL reached the database and came back as 500.
+                (#"{"event":"progress","stage":"a\u0000"}"#, "stage"),
+                (#"{"event":"x","data":{"k":["\u0000"]}}"#, "data"),
             ] {
                 let refused = try await client.merchant(.post, "/v1/orders/\(id)/events", json: body)
                 #expect(refused.status == .unprocessableContent, "\(body)")

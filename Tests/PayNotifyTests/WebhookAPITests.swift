@@ -67,6 +67,22 @@ struct WebhookAPITests {
         }
     }
 
+    /// Reproducer: signed deliveries the inbox cannot store (an over-long type, a NUL) are refused as
+    /// malformed (400) instead of failing in the database and being retried for days.
+    @Test(arguments: [
+        #"{"id":"evt_l","type":""# + String(repeating: "t", count: 200) + #"","order_id":"ord_x"}"#,
+        #"{"id":"evt_n","type":"payment.processing","order_id":"ord\u0000x"}"#,
+        #"{"id":"evt_s","type":"payment.progress","order_id":"ord_x","stage":"\u0000"}"#,
+        #"{"id":"evt_r","type":"payment.processing","order_id":""# + String(repeating: "r", count: 300) + #""}"#,
+    ])
+    func unstorableDeliveriesAreMalformed(body: String) async throws {
+        try await withApp { client, _ in
+            let response = try await client.sandboxWebhook(body)
+            #expect(response.status == .badRequest)
+            #expect(response.errorCode == "malformed_payload")
+        }
+    }
+
     /// Unknown and unconfigured providers are 404 JSON.
     @Test func unknownProviders() async throws {
         try await withApp { client, _ in

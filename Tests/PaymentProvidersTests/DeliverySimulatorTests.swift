@@ -39,6 +39,8 @@ private func expected(_ provider: Provider, _ outcome: DeliverySimulator.Outcome
     switch (provider, outcome) {
     case (.alipay, .processing): .awaitingPayment
     case (.alipay, .failed): .canceled
+    // A failed Stripe attempt is progress: the customer may retry (StripeAdapter).
+    case (.stripe, .failed): .progress
     case (_, .processing): .processing
     case (_, .progress): .progress
     case (_, .succeeded): .succeeded

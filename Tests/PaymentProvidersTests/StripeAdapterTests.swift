@@ -47,9 +47,12 @@ struct StripeAdapterTests {
         ("payment_intent.processing", "", PaymentEvent(kind: .processing)),
         (
             "payment_intent.payment_failed", #","last_payment_error":{"code":"card_declined","message":"Declined"}"#,
-            PaymentEvent(kind: .failed, message: "Declined")
+            PaymentEvent(kind: .progress, stage: "payment_failed", message: "Declined")
         ),
-        ("payment_intent.payment_failed", #","last_payment_error":null"#, PaymentEvent(kind: .failed)),
+        (
+            "payment_intent.payment_failed", #","last_payment_error":null"#,
+            PaymentEvent(kind: .progress, stage: "payment_failed")
+        ),
         ("payment_intent.canceled", "", PaymentEvent(kind: .canceled)),
     ])
     func paymentIntentTypes(type: String, extra: String, expected: PaymentEvent) throws {

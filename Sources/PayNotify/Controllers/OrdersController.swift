@@ -66,7 +66,7 @@ struct OrdersController {
         )
         let new = try self.validate(body)
         let idempotencyKey = try request.headers[HTTPField.Name("Idempotency-Key")!].map { key in
-            guard (1...255).contains(key.count), key.allSatisfy({ $0.isASCII && !$0.isWhitespace || $0 == " " }) else {
+            guard (1...255).contains(key.utf8.count), key.utf8.allSatisfy({ (0x20...0x7e).contains($0) }) else {
                 throw APIError(
                     .badRequest,
                     code: "invalid_idempotency_key",
@@ -102,14 +102,12 @@ struct OrdersController {
         guard let amountValue = body.amount else {
             throw invalid("amount", "is required: an integer in minor units (1999 is 19.99)")
         }
-        // Doubles hold every integer up to 2^53 exactly, far above the 10^12 ceiling checked here.
-        guard case .number(let number) = amountValue, number.rounded() == number else {
+        guard case .integer(let amount) = amountValue else {
             throw invalid("amount", "must be an integer in minor units (1999 is 19.99), not \(amountValue.text)")
         }
-        guard (1...1_000_000_000_000).contains(number) else {
+        guard (1...1_000_000_000_000).contains(amount) else {
             throw invalid("amount", "must be between 1 and 10^12 minor units")
         }
-        let amount = Int64(number)
         guard let currency = body.currency else {
             throw invalid("currency", "is required: three capital letters such as CNY")
         }
@@ -135,11 +133,10 @@ struct OrdersController {
         }
         let expiresIn = body.expiresIn ?? 900
         guard (60...604_800).contains(expiresIn) else { throw invalid("expires_in", "must be 60 to 604800 seconds") }
-        if let description = body.description, description.count > 1000 {
-            throw invalid("description", "must be at most 1000 characters")
-        }
+        try checkText("description", body.description, maximumLength: 1000)
         let metadata = body.metadata ?? .object([:])
         guard case .object = metadata else { throw invalid("metadata", "must be a JSON object") }
+        guard !metadata.containsNUL else { throw invalid("metadata", "must not contain U+0000") }
         guard metadata.text.utf8.count <= 4096 else { throw invalid("metadata", "must be at most 4096 bytes of JSON") }
         return NewOrder(
             merchantOrderID: body.merchantOrderID,
@@ -186,24 +183,23 @@ struct OrdersController {
         let data: JSONValue
         if name == "progress" {
             if let percent = body.percent, !(0...100).contains(percent) { throw invalid("percent", "must be 0 to 100") }
-            if let stage = body.stage, stage.count > 64 { throw invalid("stage", "must be at most 64 characters") }
-            if let message = body.message, message.count > 500 {
-                throw invalid("message", "must be at most 500 characters")
-            }
+            try checkText("stage", body.stage, maximumLength: 64)
+            try checkText("message", body.message, maximumLength: 500)
             var fields: [String: JSONValue] = ["order_id": .string(id)]
             fields["stage"] = body.stage.map(JSONValue.string)
-            fields["percent"] = body.percent.map { .number(Double($0)) }
+            fields["percent"] = body.percent.map { .integer(Int64($0)) }
             fields["message"] = body.message.map(JSONValue.string)
             data = .object(fields)
         } else {
             data = body.data ?? .object([:])
             guard case .object = data else { throw invalid("data", "must be a JSON object") }
+            guard !data.containsNUL else { throw invalid("data", "must not contain U+0000") }
             guard data.text.utf8.count <= 4096 else { throw invalid("data", "must be at most 4096 bytes of JSON") }
         }
         let eventID = try await self.store.appendMerchantEvent(orderID: id, name: name, data: data.text)
         return ResponseJSON.response(
             .created,
-            ["id": .number(Double(eventID)), "event": .string(name), "order_id": .string(id)]
+            ["id": .integer(eventID), "event": .string(name), "order_id": .string(id)]
         )
     }
 
@@ -214,7 +210,7 @@ struct OrdersController {
         let fields: [String: JSONValue] = [
             "id": .string(order.id),
             "status": .string(order.status.rawValue),
-            "amount": .number(Double(order.price.amount)),
+            "amount": .integer(order.price.amount),
             "currency": .string(order.price.currency),
             "provider": .string(order.provider.rawValue),
             "merchant_order_id": order.merchantOrderID.map(JSONValue.string) ?? .null,
@@ -227,6 +223,17 @@ struct OrdersController {
             "stream_url": .string("/v1/orders/\(order.id)/events?token=\(token)"),
         ]
         return ResponseJSON.response(status, fields)
+    }
+}
+
+/// Free text bound for a `text` column: no U+0000 (PostgreSQL cannot store it) and a length in
+/// code points, which is what the schema's `char_length` checks count (not Swift's characters:
+/// "e" plus a combining accent is one Character but two code points).
+private func checkText(_ field: String, _ value: String?, maximumLength: Int) throws {
+    guard let value else { return }
+    guard !value.unicodeScalars.contains("\0") else { throw invalid(field, "must not contain U+0000") }
+    guard value.unicodeScalars.count <= maximumLength else {
+        throw invalid(field, "must be at most \(maximumLength) characters (Unicode code points)")
     }
 }
 

@@ -44,8 +44,9 @@ struct WebhookController {
             headers[name] = headers[name].map { "\($0), \(field.value)" } ?? field.value
         }
         let delivery: WebhookDelivery
-        do {
+        do throws(WebhookRejection) {
             delivery = try adapter.verify(WebhookRequest(headers: headers, body: Array(buffer: body)), now: self.now())
+            if let reason = OrderStore.unstorableReason(delivery) { throw WebhookRejection(.malformedPayload, reason) }
         } catch {
             context.logger.warning(
                 "webhook refused",

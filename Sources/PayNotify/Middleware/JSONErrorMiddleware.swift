@@ -12,7 +12,8 @@ import Postgres
 /// - Hummingbird's errors (unknown route, wrong method, body too large…) keep their status and get a
 ///   code derived from it.
 /// - A transient ``PostgresError`` (database down, pool exhausted) is `503` with `Retry-After`, so
-///   providers and merchants retry.
+///   providers and merchants retry; a value the database refuses as data (SQLSTATE class 22, or a
+///   parameter libpq cannot send) is `422`.
 /// - Anything else is a bug: logged with the request, answered `500` without details.
 public struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
     public init() {}
@@ -45,6 +46,15 @@ public struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             )
         case let error as any HTTPResponseError:
             return APIError(error.status, code: Self.code(for: error.status), message: error.status.reasonPhrase)
+        case let error as PostgresError where error.kind == .invalidParameter || error.sqlState?.conditionClass == "22":
+            // A value the database cannot take (class 22: data exception). Validation should have
+            // caught it with a better message; this backstop keeps it a client error, not a 500.
+            context.logger.notice("value refused by the database", metadata: ["error": "\(error)"])
+            return APIError(
+                .unprocessableContent,
+                code: "invalid_value",
+                message: "A value in the request cannot be stored."
+            )
         case let error as PostgresError where error.isTransient:
             context.logger.warning("database unavailable", metadata: ["error": "\(error)"])
             return .databaseUnavailable
