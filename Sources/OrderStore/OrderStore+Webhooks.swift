@@ -113,23 +113,7 @@ extension OrderStore {
             }
             return outcome
         }
-        switch action {
-        case .transition(let from, let to, let alert):
-            let eventID = try Self.changeStatus(orderID: order.id, from: from, to: to, on: connection)
-            if let alert {
-                try Self.raiseAlert(
-                    kind: alert.kind.rawValue,
-                    provider: delivery.provider,
-                    orderID: order.id,
-                    message: alert.message,
-                    on: connection
-                )
-            }
-            try Self.notify(orderID: order.id, eventID: eventID, on: connection)
-        case .progress:
-            let eventID = try Self.appendProgressEvent(orderID: order.id, event: event, on: connection)
-            try Self.notify(orderID: order.id, eventID: eventID, on: connection)
-        case .reject(let alert):
+        if let alert = action.alert {
             try Self.raiseAlert(
                 kind: alert.kind.rawValue,
                 provider: delivery.provider,
@@ -137,7 +121,15 @@ extension OrderStore {
                 message: alert.message,
                 on: connection
             )
-        case .ignore:
+        }
+        switch action {
+        case .transition(let from, let to, _):
+            let eventID = try Self.changeStatus(orderID: order.id, from: from, to: to, on: connection)
+            try Self.notify(orderID: order.id, eventID: eventID, on: connection)
+        case .progress:
+            let eventID = try Self.appendProgressEvent(orderID: order.id, event: event, on: connection)
+            try Self.notify(orderID: order.id, eventID: eventID, on: connection)
+        case .reject, .ignore:
             break
         }
         return outcome

@@ -22,6 +22,15 @@ public struct OrderStateMachine: Sendable, Hashable {
         case ignore
         /// The event is refused: leave the order as it is and record the alert.
         case reject(Alert)
+
+        /// The alert to record, if the action carries one.
+        public var alert: Alert? {
+            switch self {
+            case .transition(_, _, let alert): alert
+            case .reject(let alert): alert
+            case .progress, .ignore: nil
+            }
+        }
     }
 
     /// Something a person should look at; the ops stream shows these.
