@@ -55,5 +55,5 @@ indirect enum JSONValue: Codable, Sendable, Hashable {
     }
 
     /// Compact JSON text with sorted keys (a stable form, also for hashing).
-    var text: String { Self.canonicalText(of: self) }
+    var text: String { JSONBody.text(of: self) ?? "null" }
 }

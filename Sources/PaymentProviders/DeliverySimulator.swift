@@ -75,7 +75,13 @@ public struct DeliverySimulator: Sendable {
         let body = try Self.json(payload)
         let timestamp = Int(now.timeIntervalSince1970)
         return WebhookRequest(
-            headers: ["Sandbox-Signature": Self.timestampedSignature(body: body, secret: secret, timestamp: timestamp)],
+            headers: [
+                "Sandbox-Signature": TimestampedSignature.header(
+                    body: body,
+                    timestamp: Int64(timestamp),
+                    secret: secret
+                )
+            ],
             body: body
         )
     }
@@ -106,7 +112,9 @@ public struct DeliverySimulator: Sendable {
         ])
         let timestamp = Int(now.timeIntervalSince1970)
         return WebhookRequest(
-            headers: ["Stripe-Signature": Self.timestampedSignature(body: body, secret: secret, timestamp: timestamp)],
+            headers: [
+                "Stripe-Signature": TimestampedSignature.header(body: body, timestamp: Int64(timestamp), secret: secret)
+            ],
             body: body
         )
     }
@@ -240,14 +248,6 @@ public struct DeliverySimulator: Sendable {
         } catch {
             throw SimulationError(description: "could not encode the payload: \(error)")
         }
-    }
-
-    private static func timestampedSignature(body: [UInt8], secret: String, timestamp: Int) -> String {
-        let code = HMAC<SHA256>.authenticationCode(
-            for: Array("\(timestamp).".utf8) + body,
-            using: SymmetricKey(data: Array(secret.utf8))
-        )
-        return "t=\(timestamp),v1=" + code.map { String(format: "%02x", $0) }.joined()
     }
 
     private static func randomAlphanumerics(_ count: Int) -> String {

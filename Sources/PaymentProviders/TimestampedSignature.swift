@@ -41,10 +41,9 @@ struct TimestampedSignature: Sendable {
             throw WebhookRejection(.missingSignature, "the signature header has no v1 signature")
         }
         // Authenticity first: a forged request learns nothing from the clock check.
-        let signed = Array("\(timestamp).".utf8) + body
         let valid = self.secrets.contains { secret in
-            let expected = HMAC<SHA256>.authenticationCode(for: signed, using: SymmetricKey(data: secret))
-            return signatures.contains { constantTimeEquals(Array(expected), $0) }
+            let expected = Self.signature(body: body, timestamp: timestamp, secret: secret)
+            return signatures.contains { constantTimeEquals(expected, $0) }
         }
         guard valid else { throw WebhookRejection(.invalidSignature, "no signature matches") }
         let age = now.timeIntervalSince1970 - Double(timestamp)
@@ -54,6 +53,21 @@ struct TimestampedSignature: Sendable {
                 "signed \(Int(age)) s \(age > 0 ? "ago" : "in the future"); the tolerance is \(Int(self.tolerance)) s"
             )
         }
+    }
+}
+
+extension TimestampedSignature {
+    /// The `v1` signature: HMAC-SHA256, keyed by the secret, over `"<t>.<raw body>"`.
+    static func signature(body: [UInt8], timestamp: Int64, secret: [UInt8]) -> [UInt8] {
+        Array(
+            HMAC<SHA256>.authenticationCode(for: Array("\(timestamp).".utf8) + body, using: SymmetricKey(data: secret))
+        )
+    }
+
+    /// The whole header a sender puts on a delivery: `t=<t>,v1=<hex signature>`.
+    static func header(body: [UInt8], timestamp: Int64, secret: String) -> String {
+        let signature = Self.signature(body: body, timestamp: timestamp, secret: Array(secret.utf8))
+        return "t=\(timestamp),v1=" + signature.map { String(format: "%02x", $0) }.joined()
     }
 }
 

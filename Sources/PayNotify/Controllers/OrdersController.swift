@@ -84,7 +84,7 @@ struct OrdersController {
             description: new.description,
             metadata: body.metadata ?? .object([:])
         )
-        let hash = SHA256.hash(data: Array(JSONValue.canonicalText(of: canonical).utf8)).map {
+        let hash = SHA256.hash(data: Array((JSONBody.text(of: canonical) ?? "").utf8)).map {
             String(format: "%02x", $0)
         }.joined()
         let outcome = try await self.store.create(new, idempotencyKey: idempotencyKey, requestHash: hash)
