@@ -68,6 +68,21 @@ let package = Package(
         ),
         .target(
             name: "SSEGateway",
+            dependencies: [
+                "OrderStore",
+                "Postgres",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "PayNotifyClient",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -77,6 +92,7 @@ let package = Package(
                 "PaymentProviders",
                 "Payments",
                 "Postgres",
+                "SSEGateway",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -90,6 +106,7 @@ let package = Package(
             name: "PayNotifyCommand",
             dependencies: [
                 "PayNotify",
+                "PayNotifyClient",
                 "PaymentProviders",
                 "Payments",
                 "Postgres",
@@ -148,13 +165,22 @@ let package = Package(
         ),
         .testTarget(
             name: "SSEGatewayTests",
-            dependencies: ["SSEGateway"],
+            dependencies: ["OrderStore", "SSEGateway"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "PayNotifyClientTests",
+            dependencies: ["PayNotifyClient", "SSEGateway"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "PayNotifyTests",
             dependencies: [
                 "PayNotify",
+                "PayNotifyClient",
+                "SSEGateway",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 "Payments",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),

@@ -17,7 +17,7 @@ extension OrderStore {
                 throw OrderStoreError.orderFinished(order.status)
             }
             let eventID = try Self.appendEvent(orderID: orderID, name: name, data: data, on: connection)
-            try Self.notify(orderID: orderID, eventID: eventID, on: connection)
+            try Self.notify(orderID: orderID, firstEventID: eventID, on: connection)
             return eventID
         }
     }
@@ -34,7 +34,7 @@ extension OrderStore {
             switch machine.cancelRequested() {
             case .cancel:
                 let eventID = try Self.changeStatus(orderID: orderID, from: order.status, to: .canceled, on: connection)
-                try Self.notify(orderID: orderID, eventID: eventID, on: connection)
+                try Self.notify(orderID: orderID, firstEventID: eventID, on: connection)
                 return try Self.order(id: orderID, on: connection)!
             case .alreadyCanceled:
                 return order
@@ -63,7 +63,7 @@ extension OrderStore {
                 var machine = OrderStateMachine(status: order.status, price: order.price)
                 guard case .transition(let from, let to, _) = machine.expiryReached() else { continue }
                 let eventID = try Self.changeStatus(orderID: order.id, from: from, to: to, on: connection)
-                try Self.notify(orderID: order.id, eventID: eventID, on: connection)
+                try Self.notify(orderID: order.id, firstEventID: eventID, on: connection)
             }
             return due.count
         }

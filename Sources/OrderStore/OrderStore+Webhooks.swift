@@ -125,10 +125,10 @@ extension OrderStore {
         switch action {
         case .transition(let from, let to, _):
             let eventID = try Self.changeStatus(orderID: order.id, from: from, to: to, on: connection)
-            try Self.notify(orderID: order.id, eventID: eventID, on: connection)
+            try Self.notify(orderID: order.id, firstEventID: eventID, on: connection)
         case .progress:
             let eventID = try Self.appendProgressEvent(orderID: order.id, event: event, on: connection)
-            try Self.notify(orderID: order.id, eventID: eventID, on: connection)
+            try Self.notify(orderID: order.id, firstEventID: eventID, on: connection)
         case .reject, .ignore:
             break
         }
@@ -147,7 +147,8 @@ extension OrderStore {
     }
 
     /// Sets the status and appends its `status` event, and `finish` when the new status is final.
-    /// Returns the newest event id. The order row must be locked.
+    /// Returns the id of the first event appended (what ``notify(orderID:firstEventID:on:)`` takes).
+    /// The order row must be locked.
     static func changeStatus(orderID: String, from: OrderStatus, to: OrderStatus, on connection: Connection) throws
         -> Int64
     {
@@ -156,15 +157,16 @@ extension OrderStore {
             [orderID, to.rawValue]
         )
         let statusEventID = try Self.appendStatusEvent(orderID: orderID, previous: from, on: connection)
-        guard to.isFinal else { return statusEventID }
-        return try connection.query(
-            """
-            INSERT INTO order_events (order_id, event, data)
-            VALUES ($1, 'finish', jsonb_build_object('order_id', $1::text, 'status', $2::text))
-            RETURNING id
-            """,
-            [orderID, to.rawValue]
-        ).first!.decode(Int64.self, at: 0)
+        if to.isFinal {
+            try connection.execute(
+                """
+                INSERT INTO order_events (order_id, event, data)
+                VALUES ($1, 'finish', jsonb_build_object('order_id', $1::text, 'status', $2::text))
+                """,
+                [orderID, to.rawValue]
+            )
+        }
+        return statusEventID
     }
 
     private static func appendProgressEvent(orderID: String, event: PaymentEvent, on connection: Connection) throws

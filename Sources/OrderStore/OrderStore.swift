@@ -161,13 +161,30 @@ public struct OrderStore: Sendable {
         ).first!.decode(Int64.self, at: 0)
     }
 
-    /// Tells every instance that the order's log grew, up to `eventID`. Delivered on commit only.
-    static func notify(orderID: String, eventID: Int64, on connection: Connection) throws {
+    /// Tells every instance that the order's log grew by the events from `firstEventID` on (this
+    /// transaction's). Delivered on commit only.
+    ///
+    /// The payload carries those events themselves (``Announcement``) when they fit PostgreSQL's
+    /// 8000-byte limit, so the relays of every instance need not read them back; otherwise it names
+    /// the order and the first id, and the relays read the log.
+    static func notify(orderID: String, firstEventID: Int64, on connection: Connection) throws {
         try connection.execute(
-            "SELECT pg_notify($1, json_build_object('order_id', $2::text, 'event_id', $3::bigint)::text)",
-            [Self.notificationChannel, orderID, eventID]
+            """
+            SELECT pg_notify($1, CASE WHEN octet_length(carried) <= $4 THEN carried
+                                 ELSE json_build_object('order_id', $2::text, 'from', $3::bigint)::text END)
+            FROM (
+                SELECT json_build_object('order_id', $2::text, 'from', $3::bigint, 'events', json_agg(
+                    json_build_object('id', id, 'event', event, 'data', data::text,
+                                      'created_at', extract(epoch FROM created_at)::float8) ORDER BY id))::text
+                FROM order_events WHERE order_id = $2 AND id >= $3
+            ) AS announcement (carried)
+            """,
+            [Self.notificationChannel, orderID, firstEventID, Self.maximumPayloadBytes]
         )
     }
+
+    /// PostgreSQL refuses payloads of 8000 bytes or more; keep a margin.
+    static let maximumPayloadBytes = 7900
 }
 
 /// Order ids: `ord_` and 26 characters of base-32 randomness (130 bits), never derived from anything

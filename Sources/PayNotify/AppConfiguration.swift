@@ -27,6 +27,18 @@ public import Postgres
 ///     `PAYNOTIFY_ALIPAY_APP_ID`: both or neither.
 ///   - `PAYNOTIFY_MAX_BODY_BYTES`: the largest request body read. Default `65536`.
 ///   - `PAYNOTIFY_EXPIRY_SWEEP_SECONDS`: how often pending orders past their deadline expire. Default `5`.
+///   - `PAYNOTIFY_ALLOWED_ORIGINS`: origins whose pages may open streams (CORS), comma-separated, or `*`.
+///     Default none (same-origin pages only).
+///   - `PAYNOTIFY_HEARTBEAT_SECONDS`: a `: keepalive` comment after this much silence on a stream. Default `15`.
+///   - `PAYNOTIFY_STREAM_MAX_SECONDS`: a stream ends after this long; the client resumes. Default `3600`.
+///   - `PAYNOTIFY_STREAM_RETRY_MS`: the `retry:` a stream opens with. Default `3000`.
+///   - `PAYNOTIFY_STREAM_BUFFER`: events and ticks a stream may hold unread before it is dropped. Default `64`.
+///   - `PAYNOTIFY_MAX_STREAMS`: open order streams per instance. Default `10000`.
+///   - `PAYNOTIFY_MAX_STREAMS_PER_IP`: open streams per client address. Default `200`.
+///   - `PAYNOTIFY_MAX_STREAMS_PER_ORDER`: open streams per order. Default `8`.
+///   - `PAYNOTIFY_TRUSTED_PROXIES`: addresses or CIDR ranges (comma-separated) whose
+///     `X-Forwarded-For` is believed. Default none.
+///   - `PAYNOTIFY_ADMIN_TOKEN`: the ops stream's token, 16+ characters; unset disables the ops stream.
 public struct AppConfiguration: Sendable {
     public var host: String
     public var port: Int
@@ -48,6 +60,16 @@ public struct AppConfiguration: Sendable {
     public var alipayAppID: String?
     public var maximumBodyBytes: Int
     public var expirySweepInterval: Duration
+    public var allowedOrigins: AllowedOrigins
+    public var heartbeat: Duration
+    public var streamMaximumAge: Duration
+    public var streamRetry: Duration
+    public var streamBufferSize: Int
+    public var maximumStreams: Int
+    public var maximumStreamsPerAddress: Int
+    public var maximumStreamsPerOrder: Int
+    public var trustedProxies: [IPAddressRange]
+    public var adminToken: String?
 
     /// Reads and validates the configuration.
     ///
@@ -103,6 +125,58 @@ public struct AppConfiguration: Sendable {
         self.expirySweepInterval = .seconds(
             try reader.integer("PAYNOTIFY_EXPIRY_SWEEP_SECONDS", default: 5, in: 1...3600)
         )
+        self.allowedOrigins = try Self.allowedOrigins(reader)
+        self.heartbeat = .seconds(try reader.integer("PAYNOTIFY_HEARTBEAT_SECONDS", default: 15, in: 1...300))
+        self.streamMaximumAge = .seconds(
+            try reader.integer("PAYNOTIFY_STREAM_MAX_SECONDS", default: 3600, in: 5...86_400)
+        )
+        self.streamRetry = .milliseconds(
+            try reader.integer("PAYNOTIFY_STREAM_RETRY_MS", default: 3000, in: 100...600_000)
+        )
+        self.streamBufferSize = try reader.integer("PAYNOTIFY_STREAM_BUFFER", default: 64, in: 4...100_000)
+        self.maximumStreams = try reader.integer("PAYNOTIFY_MAX_STREAMS", default: 10_000, in: 1...1_000_000)
+        self.maximumStreamsPerAddress = try reader.integer(
+            "PAYNOTIFY_MAX_STREAMS_PER_IP",
+            default: 200,
+            in: 1...1_000_000
+        )
+        self.maximumStreamsPerOrder = try reader.integer("PAYNOTIFY_MAX_STREAMS_PER_ORDER", default: 8, in: 1...10_000)
+        self.trustedProxies = try Self.trustedProxies(reader)
+        self.adminToken = try reader.secrets("PAYNOTIFY_ADMIN_TOKEN", minimumLength: 16, required: false).first
+    }
+}
+
+extension AppConfiguration {
+    fileprivate static func allowedOrigins(_ reader: SettingsReader) throws(ConfigurationError) -> AllowedOrigins {
+        let setting = "PAYNOTIFY_ALLOWED_ORIGINS"
+        let values = reader.list(setting)
+        if values == ["*"] { return .any }
+        for origin in values {
+            guard let url = URL(string: origin), let scheme = url.scheme, ["http", "https"].contains(scheme),
+                url.host != nil, url.path.isEmpty, url.query == nil
+            else {
+                throw ConfigurationError(
+                    setting: setting,
+                    message: "entry \"\(origin)\" is not an origin such as https://shop.example.com (or give * alone)"
+                )
+            }
+        }
+        return .only(Set(values))
+    }
+
+    fileprivate static func trustedProxies(_ reader: SettingsReader) throws(ConfigurationError) -> [IPAddressRange] {
+        let setting = "PAYNOTIFY_TRUSTED_PROXIES"
+        var ranges: [IPAddressRange] = []
+        for entry in reader.list(setting) {
+            guard let range = IPAddressRange(entry) else {
+                throw ConfigurationError(
+                    setting: setting,
+                    message: "entry \"\(entry)\" is not an IP address or CIDR range such as 10.0.0.0/8"
+                )
+            }
+            ranges.append(range)
+        }
+        return ranges
     }
 }
 
@@ -113,10 +187,7 @@ extension AppConfiguration {
     ) {
         let keysSetting = "PAYNOTIFY_WECHATPAY_PLATFORM_KEYS"
         let apiKeySetting = "PAYNOTIFY_WECHATPAY_APIV3_KEY"
-        let entries = (reader.string(keysSetting) ?? "").split(separator: ",").map {
-            $0.trimmingCharacters(in: .whitespaces)
-        }
-        .filter { !$0.isEmpty }
+        let entries = reader.list(keysSetting)
         let apiV3Key = reader.string(apiKeySetting)
         guard !entries.isEmpty || apiV3Key != nil else { return ([:], nil) }
         guard !entries.isEmpty else {
@@ -225,10 +296,15 @@ struct SettingsReader {
         }
     }
 
+    /// A comma-separated list, entries trimmed, empty entries dropped.
+    func list(_ name: String) -> [String] {
+        (self.string(name) ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+            .filter { !$0.isEmpty }
+    }
+
     /// A comma-separated list of secrets; the message never repeats one.
     func secrets(_ name: String, minimumLength: Int, required: Bool) throws(ConfigurationError) -> [String] {
-        let values = (self.string(name) ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
-            .filter { !$0.isEmpty }
+        let values = self.list(name)
         if values.isEmpty && required {
             throw ConfigurationError(setting: name, message: "is not set; give one or more comma-separated values")
         }

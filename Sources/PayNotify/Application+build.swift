@@ -1,3 +1,4 @@
+import Crypto
 public import Foundation
 public import Hummingbird
 public import Logging
@@ -5,13 +6,14 @@ import OrderStore
 import PaymentProviders
 import Payments
 import Postgres
+import SSEGateway
 
 /// Assembles the whole service from its configuration: the database pool, the listener, the HTTP
 /// routes and, before the server accepts a request, the migrations. `paynotify serve` runs what
 /// this returns; the tests build the very same application.
 ///
-/// Services start in dependency order and stop in reverse: pool, listener, expiry sweeper, then the
-/// HTTP server.
+/// Services start in dependency order and stop in reverse: pool, listener, relay, expiry sweeper,
+/// ops stats, then the HTTP server (whose streams end first, each with a short `retry:`).
 ///
 /// - Parameter now: wall-clock time for webhook timestamp windows and stream tokens (tests inject theirs).
 public func buildApplication(
@@ -40,16 +42,48 @@ public func buildApplication(
 
     let store = OrderStore(pool: pool)
     let adapters = try webhookAdapters(configuration)
+    let tokens = StreamTokenSigner(secret: configuration.streamSecret)
+    let streamSettings = StreamSettings(
+        retry: configuration.streamRetry,
+        heartbeat: configuration.heartbeat,
+        maximumAge: configuration.streamMaximumAge
+    )
+    let hub = StreamHub(
+        bufferSize: configuration.streamBufferSize,
+        limits: StreamLimits(
+            total: configuration.maximumStreams,
+            perAddress: configuration.maximumStreamsPerAddress,
+            perOrder: configuration.maximumStreamsPerOrder
+        )
+    )
+    let ops = OpsFeed(bufferSize: configuration.streamBufferSize, limit: configuration.maximumStreams)
+    let latency = DeliveryLatency()
+    let webhookCounters = WebhookCounters()
 
-    let router = Router()
+    let router = Router(context: AppRequestContext.self)
     router.add(middleware: JSONErrorMiddleware())
     HealthController(pool: pool, listener: listener).addRoutes(to: router)
+    StreamsController(
+        streams: OrderStreams(hub: hub, store: store, settings: streamSettings, latency: latency),
+        ops: ops,
+        tokens: tokens,
+        adminTokenDigest: configuration.adminToken.map { Array(SHA256.hash(data: Array($0.utf8))) },
+        settings: streamSettings,
+        origins: configuration.allowedOrigins,
+        addresses: ClientAddressResolver(trustedProxies: configuration.trustedProxies),
+        now: now
+    ).addRoutes(to: router)
     let api = router.group("/v1")
-    WebhookController(adapters: adapters, store: store, maximumBodyBytes: configuration.maximumBodyBytes, now: now)
-        .addRoutes(to: api)
+    WebhookController(
+        adapters: adapters,
+        store: store,
+        maximumBodyBytes: configuration.maximumBodyBytes,
+        now: now,
+        counters: webhookCounters
+    ).addRoutes(to: api)
     OrdersController(
         store: store,
-        tokens: StreamTokenSigner(secret: configuration.streamSecret),
+        tokens: tokens,
         configuredProviders: Set(adapters.keys),
         maximumBodyBytes: configuration.maximumBodyBytes
     ).addRoutes(to: api.group().add(middleware: MerchantAuthMiddleware(apiKeys: configuration.apiKeys)))
@@ -65,7 +99,17 @@ public func buildApplication(
     app.addServices(
         pool,
         listener,
-        ExpirySweeper(store: store, interval: configuration.expirySweepInterval, batchSize: 500, logger: logger)
+        Relay(notifications: listener.events, store: store, hub: hub, ops: ops, logger: logger),
+        ExpirySweeper(store: store, interval: configuration.expirySweepInterval, batchSize: 500, logger: logger),
+        OpsStatsReporter(
+            ops: ops,
+            hub: hub,
+            latency: latency,
+            webhooks: webhookCounters,
+            listener: listener,
+            instance: "\(ProcessInfo.processInfo.hostName):\(ProcessInfo.processInfo.processIdentifier)",
+            interval: .seconds(1)
+        )
     )
     if configuration.migrateOnStart {
         let migrator = Migrator(

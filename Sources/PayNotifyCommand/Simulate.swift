@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import NIOHTTP1
+import PayNotifyClient
 import PaymentProviders
 import Payments
 import _CryptoExtras
@@ -57,7 +58,7 @@ struct Simulate: AsyncParsableCommand {
             body: request.body
         )
         print(
-            "\(provider.rawValue) \(outcome.rawValue) for \(self.order) (paid \(paid)) → \(response.status) \(response.body)"
+            "\(provider.rawValue) \(outcome.rawValue) for \(self.order) (paid \(paid)) → \(response.status) \(response.text)"
         )
         guard (200..<300).contains(response.status) else { throw ExitCode.failure }
     }
@@ -76,9 +77,9 @@ struct Simulate: AsyncParsableCommand {
             body: []
         )
         guard response.status == 200,
-            let order = try JSONSerialization.jsonObject(with: Data(response.body.utf8)) as? [String: Any],
+            let order = try JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any],
             let amount = order["amount"] as? Int64, let currency = order["currency"] as? String
-        else { throw ValidationError("could not read order \(self.order): \(response.status) \(response.body)") }
+        else { throw ValidationError("could not read order \(self.order): \(response.status) \(response.text)") }
         return Money(amount: amount, currency: currency)
     }
 

@@ -1,77 +1,83 @@
-/// One order stream's delivery rules as a value: register, then replay, then live, with no gap and
-/// no duplicate, and an end after `finish`.
+/// One order stream's delivery rules as a value: each event id at most once, in increasing order,
+/// an end after `finish`, a keepalive after a quiet spell and an end when the stream is too old.
 ///
-/// The stream registers with the hub before it reads the log, so an event committed while it
-/// replays is both in the replay and in its live buffer. The machine sends each id once, in
-/// increasing order: live events at or below the last id sent are dropped, and live events that
-/// arrive during the replay wait until it is done (the replay may still deliver them itself).
+/// A stream registers with the hub before it reads the log, so an event committed while it
+/// replays reaches it twice: from the replay and from its live buffer (which it reads after the
+/// replay). The machine sends the first and drops the second, because it sends only ids above the
+/// last one sent, and ids within an order commit in increasing order.
 public struct OrderStreamStateMachine: Sendable, Hashable {
-    /// Where the stream is.
     public enum State: Sendable, Hashable {
-        /// Sending the log after `lastSent`; live events are held back.
-        case replaying(lastSent: Int64, held: [Int64])
-        /// Sending live events as they come.
-        case live(lastSent: Int64)
-        /// `finish` was sent (or the stream ended otherwise); nothing more goes out.
-        case finished
+        /// Sending; `lastSent` is the cursor a reconnect would resume from.
+        case open(lastSent: Int64, lastWrite: ContinuousClock.Instant)
+        /// Nothing more goes out: `finish` was sent, the stream aged out or the server is stopping.
+        case ended
     }
 
     /// What to do with an event.
     public enum EventAction: Sendable, Hashable {
         case send
         /// Send it, then end the stream: it is the order's `finish`.
-        case sendAndFinish
+        case sendAndEnd
         /// Already sent, or the stream has ended.
         case drop
-        /// Keep it until the replay is done.
-        case hold
+    }
+
+    /// What to do when the clock ticks.
+    public enum TickAction: Sendable, Hashable {
+        case nothing
+        /// The stream was quiet for a heartbeat interval: send a comment so proxies keep it.
+        case sendKeepalive
+        /// The stream reached its maximum age: end it (the client resumes with Last-Event-ID).
+        case end
     }
 
     public private(set) var state: State
+    private let openedAt: ContinuousClock.Instant
+    private let heartbeat: Duration
+    private let maximumAge: Duration
 
-    /// - Parameter lastEventID: the client's `Last-Event-ID`, or 0 to start from the beginning.
-    public init(lastEventID: Int64) {
-        self.state = .replaying(lastSent: lastEventID, held: [])
+    /// - Parameters:
+    ///   - cursor: the id after which events are sent (the client's Last-Event-ID, or the snapshot's id).
+    ///   - now: when the stream opened (its first bytes count as a write).
+    public init(cursor: Int64, now: ContinuousClock.Instant, heartbeat: Duration, maximumAge: Duration) {
+        self.state = .open(lastSent: cursor, lastWrite: now)
+        self.openedAt = now
+        self.heartbeat = heartbeat
+        self.maximumAge = maximumAge
     }
 
-    /// An event read from the log during the replay.
-    public mutating func replayed(id: Int64, isFinish: Bool) -> EventAction {
-        guard case .replaying(let lastSent, let held) = self.state else { return .drop }
-        guard id > lastSent else { return .drop }
-        self.state = isFinish ? .finished : .replaying(lastSent: id, held: held)
-        return isFinish ? .sendAndFinish : .send
+    /// An event from the replay or from the live buffer.
+    public mutating func eventArrived(id: Int64, isFinish: Bool, now: ContinuousClock.Instant) -> EventAction {
+        guard case .open(let lastSent, _) = self.state, id > lastSent else { return .drop }
+        self.state = isFinish ? .ended : .open(lastSent: id, lastWrite: now)
+        return isFinish ? .sendAndEnd : .send
     }
 
-    /// A live event from the hub.
-    public mutating func liveEventArrived(id: Int64, isFinish: Bool) -> EventAction {
-        switch self.state {
-        case .replaying(let lastSent, var held):
-            guard id > lastSent else { return .drop }
-            held.append(id)
-            self.state = .replaying(lastSent: lastSent, held: held)
-            return .hold
-        case .live(let lastSent):
-            guard id > lastSent else { return .drop }
-            self.state = isFinish ? .finished : .live(lastSent: id)
-            return isFinish ? .sendAndFinish : .send
-        case .finished:
-            return .drop
+    /// The hub's clock ticked.
+    public mutating func tick(now: ContinuousClock.Instant) -> TickAction {
+        guard case .open(let lastSent, let lastWrite) = self.state else { return .nothing }
+        if now - self.openedAt >= self.maximumAge {
+            self.state = .ended
+            return .end
         }
+        guard now - lastWrite >= self.heartbeat else { return .nothing }
+        self.state = .open(lastSent: lastSent, lastWrite: now)
+        return .sendKeepalive
     }
 
-    /// The replay read everything up to the log's end. Returns the held ids still to send, in order
-    /// (the caller sends them through ``liveEventArrived(id:isFinish:)``'s rules by replaying them).
-    public mutating func replayFinished() -> [Int64] {
-        guard case .replaying(let lastSent, let held) = self.state else { return [] }
-        self.state = .live(lastSent: lastSent)
-        return held.filter { $0 > lastSent }.sorted()
+    /// The server is stopping (or the stream was told to end): returns true if the stream was still
+    /// open, so the caller sends its parting `retry:` once.
+    public mutating func endRequested() -> Bool {
+        guard case .open = self.state else { return false }
+        self.state = .ended
+        return true
     }
 
-    /// The id last sent, for reconnect bookkeeping (`nil` once finished).
+    /// The id a reconnect would resume from; `nil` once ended by `finish` or otherwise.
     public var lastSent: Int64? {
-        switch self.state {
-        case .replaying(let lastSent, _), .live(let lastSent): lastSent
-        case .finished: nil
-        }
+        guard case .open(let lastSent, _) = self.state else { return nil }
+        return lastSent
     }
+
+    public var isEnded: Bool { self.state == .ended }
 }

@@ -1,118 +1,167 @@
+public import OrderStore
 import Synchronization
 
-/// One event of an order's log, as the gateway delivers it.
-public struct OrderEvent: Sendable, Hashable {
-    /// The log's id: increasing within an order, and the stream's `id:`.
-    public let id: Int64
-    public let orderID: String
-    /// `status`, `progress`, `finish`, or a merchant's own name.
-    public let name: String
-    /// JSON object text.
-    public let data: String
-
-    public init(id: Int64, orderID: String, name: String, data: String) {
-        self.id = id
-        self.orderID = orderID
-        self.name = name
-        self.data = data
-    }
-
-    public var isFinish: Bool { self.name == "finish" }
+/// What a stream's buffer carries.
+public enum StreamSignal: Sendable, Hashable {
+    case event(OrderEvent)
+    /// The hub's clock ticked: time to check the heartbeat and the stream's age.
+    case tick
+    /// End the stream now, with a short `retry:` (the server is stopping).
+    case end
 }
 
-/// Fans live events out to the open streams of each order, on this instance.
+/// How many streams the hub admits.
+public struct StreamLimits: Sendable, Hashable {
+    public var total: Int
+    public var perAddress: Int
+    public var perOrder: Int
+
+    public init(total: Int, perAddress: Int, perOrder: Int) {
+        self.total = total
+        self.perAddress = perAddress
+        self.perOrder = perOrder
+    }
+}
+
+/// Why a stream was not admitted.
+public enum StreamRefusal: Error, Sendable, Hashable {
+    /// The instance holds as many streams as it may (another instance may have room).
+    case instanceFull
+    case tooManyFromAddress
+    case tooManyForOrder
+    /// The hub is closed (shutdown).
+    case closed
+}
+
+/// Fans live events out to the open streams of each order, on this instance, and admits streams
+/// within ``StreamLimits``.
 ///
-/// Each stream has a bounded buffer. ``publish(_:)`` never waits: an event that does not fit ends
-/// that stream (its buffer finishes), so one slow client can never hold up the others or grow
-/// without bound; the client reconnects with `Last-Event-ID` and the replay fills what it missed.
+/// Each stream has a bounded buffer. The hub never waits on a stream: a signal that does not fit
+/// ends that stream (its buffer finishes and its `onOverflow` runs, which closes the connection),
+/// so a client that does not read cannot hold up the others or grow without bound; it reconnects
+/// with `Last-Event-ID` and its replay fills what it missed.
+///
 /// The hub also remembers, per order with open streams, the newest id it delivered: after a
 /// listener gap the relay re-reads the log from there.
 public final class StreamHub: Sendable {
-    /// A stream's registration: its live events, and the handle to end it.
+    /// A stream's registration: its signals, and the handle to end it.
     public struct Subscription: Sendable {
         public let id: Int
         public let orderID: String
-        /// Live events for this order, in id order, from registration on. Ends when the stream is
-        /// dropped for overflow, unsubscribed, or the hub closes.
-        public let events: AsyncStream<OrderEvent>
+        /// Live events for this order, in id order, from registration on, with ticks between them.
+        /// Ends when the stream is dropped for overflow, unsubscribed or the hub closes.
+        public let signals: AsyncStream<StreamSignal>
+    }
+
+    private struct Stream {
+        let continuation: AsyncStream<StreamSignal>.Continuation
+        let address: String
+        let onOverflow: @Sendable () -> Void
     }
 
     private struct State {
-        var streams: [String: [Int: AsyncStream<OrderEvent>.Continuation]] = [:]
+        var streams: [String: [Int: Stream]] = [:]
+        var streamsPerAddress: [String: Int] = [:]
+        var count = 0
         var lastDelivered: [String: Int64] = [:]
         var nextID = 0
         var isClosed = false
     }
 
-    /// Events a stream may hold unread before it is dropped.
+    /// Signals a stream may hold unread before it is dropped.
     public let bufferSize: Int
+    public let limits: StreamLimits
     private let state = Mutex(State())
+    private let dropped = Atomic<Int>(0)
 
-    public init(bufferSize: Int) {
-        precondition(bufferSize > 0, "a stream needs room for at least one event")
+    public init(bufferSize: Int, limits: StreamLimits) {
+        precondition(bufferSize > 0, "a stream needs room for at least one signal")
         self.bufferSize = bufferSize
+        self.limits = limits
     }
 
-    /// Registers a stream for an order. Register before reading the log (see
-    /// ``OrderStreamStateMachine``): events committed meanwhile then arrive here too.
-    public func subscribe(orderID: String) -> Subscription {
-        let (events, continuation) = AsyncStream.makeStream(
-            of: OrderEvent.self,
+    /// Admits and registers a stream. Register before reading the log: events committed meanwhile
+    /// then arrive here too (``OrderStreamStateMachine`` drops the ones the replay already sent).
+    ///
+    /// - Parameters:
+    ///   - clientAddress: the address the per-address limit counts.
+    ///   - onOverflow: runs (once, outside any lock) if the hub drops the stream for a full buffer;
+    ///     it should close the connection, since the stream's handler may be stuck in a write.
+    public func subscribe(
+        orderID: String,
+        clientAddress: String,
+        onOverflow: @escaping @Sendable () -> Void
+    ) throws(StreamRefusal) -> Subscription {
+        let (signals, continuation) = AsyncStream.makeStream(
+            of: StreamSignal.self,
             bufferingPolicy: .bufferingOldest(self.bufferSize)
         )
-        let id = self.state.withLock { state -> Int? in
-            guard !state.isClosed else { return nil }
+        let stream = Stream(continuation: continuation, address: clientAddress, onOverflow: onOverflow)
+        let admitted = self.state.withLock { state -> Result<Int, StreamRefusal> in
+            if state.isClosed { return .failure(.closed) }
+            if state.count >= self.limits.total { return .failure(.instanceFull) }
+            if state.streamsPerAddress[clientAddress, default: 0] >= self.limits.perAddress {
+                return .failure(.tooManyFromAddress)
+            }
+            if state.streams[orderID, default: [:]].count >= self.limits.perOrder { return .failure(.tooManyForOrder) }
             defer { state.nextID += 1 }
-            state.streams[orderID, default: [:]][state.nextID] = continuation
-            return state.nextID
+            state.streams[orderID, default: [:]][state.nextID] = stream
+            state.streamsPerAddress[clientAddress, default: 0] += 1
+            state.count += 1
+            return .success(state.nextID)
         }
-        guard let id else {
-            continuation.finish()
-            return Subscription(id: -1, orderID: orderID, events: events)
-        }
+        let id = try admitted.get()
         continuation.onTermination = { [weak self] _ in self?.remove(orderID: orderID, id: id) }
-        return Subscription(id: id, orderID: orderID, events: events)
+        return Subscription(id: id, orderID: orderID, signals: signals)
     }
 
-    /// Ends a stream's registration (its handler is done). Safe to call more than once.
+    /// Ends a stream's registration. Safe to call more than once.
     public func unsubscribe(_ subscription: Subscription) {
-        let continuation = self.state.withLock { state in state.streams[subscription.orderID]?[subscription.id] }
-        continuation?.finish()
+        self.continuation(of: subscription)?.finish()
     }
 
-    /// Delivers an order's new events, in id order, to its open streams and returns how many
-    /// streams were dropped because their buffer was full. Never waits.
+    /// Asks one stream to end with a short `retry:` (the server is stopping). A stream whose buffer
+    /// is full is dropped instead.
+    public func end(_ subscription: Subscription) {
+        guard let stream = self.state.withLock({ $0.streams[subscription.orderID]?[subscription.id] }) else { return }
+        self.offer([.end], to: stream)
+    }
+
+    /// Delivers an order's new events, in id order, to its open streams. Never waits.
     ///
     /// - Important: Calls for the same order must not overlap (the relay publishes from one task):
     ///   the events are handed out after the lock is released, so two overlapping calls could
-    ///   interleave. The stream's ``OrderStreamStateMachine`` would drop what then arrives late,
-    ///   but it would be a gap until the next replay.
-    @discardableResult
-    public func publish(_ events: [OrderEvent]) -> Int {
-        guard let orderID = events.first?.orderID else { return 0 }
+    ///   interleave, and a stream would drop the late ones as already sent.
+    public func publish(_ events: [OrderEvent]) {
+        guard let orderID = events.first?.orderID else { return }
         precondition(events.allSatisfy { $0.orderID == orderID }, "publish one order's events at a time")
         // Decide under the lock, act outside it: yielding can run termination handlers that lock.
-        let streams = self.state.withLock { state -> [AsyncStream<OrderEvent>.Continuation] in
+        let streams = self.state.withLock { state -> [Stream] in
             guard let streams = state.streams[orderID] else { return [] }
             let newest = events.map(\.id).max() ?? 0
             state.lastDelivered[orderID] = max(state.lastDelivered[orderID] ?? 0, newest)
             return Array(streams.values)
         }
-        var dropped = 0
-        for stream in streams {
-            for event in events {
-                if case .dropped = stream.yield(event) {
-                    stream.finish()
-                    dropped += 1
-                    break
-                }
-            }
-        }
-        return dropped
+        let signals = events.map(StreamSignal.event)
+        for stream in streams { self.offer(signals, to: stream) }
     }
 
-    /// Every order with open streams, and the newest id delivered to it (0 when none yet): what the
-    /// relay re-reads after the listener reports a gap.
+    /// Sends every stream a ``StreamSignal/tick`` (heartbeats, maximum age). Never waits.
+    public func tick() {
+        let streams = self.state.withLock { state in state.streams.values.flatMap(\.values) }
+        for stream in streams { self.offer([.tick], to: stream) }
+    }
+
+    /// The newest id delivered to an order's streams: `nil` when it has no open stream, 0 when
+    /// nothing was delivered to it yet.
+    public func lastDelivered(orderID: String) -> Int64? {
+        self.state.withLock { state in
+            state.streams[orderID] == nil ? nil : state.lastDelivered[orderID] ?? 0
+        }
+    }
+
+    /// Every order with open streams, and ``lastDelivered(orderID:)`` for it: what the relay re-reads
+    /// after the listener reports a gap.
     public func watchedOrders() -> [String: Int64] {
         self.state.withLock { state in
             Dictionary(uniqueKeysWithValues: state.streams.keys.map { ($0, state.lastDelivered[$0] ?? 0) })
@@ -120,22 +169,40 @@ public final class StreamHub: Sendable {
     }
 
     /// Open streams on this instance.
-    public var openStreams: Int {
-        self.state.withLock { $0.streams.values.reduce(0) { $0 + $1.count } }
-    }
+    public var openStreams: Int { self.state.withLock { $0.count } }
 
-    /// Ends every stream and refuses new ones (shutdown).
+    /// Streams dropped so far because they did not read.
+    public var droppedStreams: Int { self.dropped.load(ordering: .relaxed) }
+
+    /// Ends every stream and refuses new ones.
     public func close() {
         let all = self.state.withLock { state in
             state.isClosed = true
             return state.streams.values.flatMap(\.values)
         }
-        for stream in all { stream.finish() }
+        for stream in all { stream.continuation.finish() }
+    }
+
+    private func offer(_ signals: [StreamSignal], to stream: Stream) {
+        for signal in signals {
+            guard case .dropped = stream.continuation.yield(signal) else { continue }
+            stream.continuation.finish()
+            self.dropped.add(1, ordering: .relaxed)
+            stream.onOverflow()
+            return
+        }
+    }
+
+    private func continuation(of subscription: Subscription) -> AsyncStream<StreamSignal>.Continuation? {
+        self.state.withLock { state in state.streams[subscription.orderID]?[subscription.id]?.continuation }
     }
 
     private func remove(orderID: String, id: Int) {
         self.state.withLock { state in
-            state.streams[orderID]?[id] = nil
+            guard let stream = state.streams[orderID]?.removeValue(forKey: id) else { return }
+            state.count -= 1
+            state.streamsPerAddress[stream.address, default: 1] -= 1
+            if state.streamsPerAddress[stream.address] == 0 { state.streamsPerAddress[stream.address] = nil }
             if state.streams[orderID]?.isEmpty == true {
                 state.streams[orderID] = nil
                 state.lastDelivered[orderID] = nil

@@ -3,35 +3,62 @@ import Testing
 
 @Suite("OrderStreamStateMachine")
 struct OrderStreamStateMachineTests {
-    /// Replay sends the log after Last-Event-ID; live events during it wait, and duplicates are dropped.
-    @Test func replayThenLiveWithoutGapOrDuplicate() {
-        var machine = OrderStreamStateMachine(lastEventID: 3)
-        #expect(machine.replayed(id: 2, isFinish: false) == .drop)
-        #expect(machine.replayed(id: 4, isFinish: false) == .send)
-        // Event 5 commits while the replay runs: it reaches the live buffer and the replay both.
-        #expect(machine.liveEventArrived(id: 5, isFinish: false) == .hold)
-        #expect(machine.replayed(id: 5, isFinish: false) == .send)
-        #expect(machine.liveEventArrived(id: 6, isFinish: false) == .hold)
-        #expect(machine.replayFinished() == [6])
-        #expect(machine.liveEventArrived(id: 6, isFinish: false) == .send)
-        #expect(machine.liveEventArrived(id: 5, isFinish: false) == .drop)
-        #expect(machine.liveEventArrived(id: 7, isFinish: false) == .send)
+    private let start = ContinuousClock.now
+
+    private func machine(cursor: Int64 = 3) -> OrderStreamStateMachine {
+        OrderStreamStateMachine(cursor: cursor, now: self.start, heartbeat: .seconds(15), maximumAge: .seconds(60))
+    }
+
+    /// Replayed and live copies of the same event go out once, in increasing id order.
+    @Test func eachIDOnceInOrder() {
+        var machine = self.machine(cursor: 3)
+        #expect(machine.eventArrived(id: 2, isFinish: false, now: self.start) == .drop)
+        #expect(machine.eventArrived(id: 4, isFinish: false, now: self.start) == .send)
+        #expect(machine.eventArrived(id: 5, isFinish: false, now: self.start) == .send)
+        // Event 5 committed while the stream replayed: its live copy arrives after the replay.
+        #expect(machine.eventArrived(id: 5, isFinish: false, now: self.start) == .drop)
+        #expect(machine.eventArrived(id: 4, isFinish: false, now: self.start) == .drop)
+        #expect(machine.eventArrived(id: 7, isFinish: false, now: self.start) == .send)
         #expect(machine.lastSent == 7)
     }
 
-    /// `finish` ends the stream, whether it comes from the replay or live; nothing follows it.
+    /// `finish` ends the stream; nothing follows it.
     @Test func finishEndsTheStream() {
-        var replayed = OrderStreamStateMachine(lastEventID: 0)
-        #expect(replayed.replayed(id: 1, isFinish: false) == .send)
-        #expect(replayed.replayed(id: 2, isFinish: true) == .sendAndFinish)
-        #expect(replayed.replayed(id: 3, isFinish: false) == .drop)
-        #expect(replayed.replayFinished().isEmpty)
-        #expect(replayed.liveEventArrived(id: 4, isFinish: false) == .drop)
-        #expect(replayed.lastSent == nil)
+        var machine = self.machine(cursor: 0)
+        #expect(machine.eventArrived(id: 1, isFinish: false, now: self.start) == .send)
+        #expect(machine.eventArrived(id: 2, isFinish: true, now: self.start) == .sendAndEnd)
+        #expect(machine.eventArrived(id: 3, isFinish: false, now: self.start) == .drop)
+        #expect(machine.lastSent == nil)
+        #expect(machine.isEnded)
+        #expect(machine.tick(now: self.start + .seconds(30)) == .nothing)
+        #expect(machine.endRequested() == false)
+    }
 
-        var live = OrderStreamStateMachine(lastEventID: 0)
-        #expect(live.replayFinished().isEmpty)
-        #expect(live.liveEventArrived(id: 9, isFinish: true) == .sendAndFinish)
-        #expect(live.liveEventArrived(id: 10, isFinish: false) == .drop)
+    /// A keepalive goes out after a heartbeat interval of silence, counted from the last write.
+    @Test func keepaliveAfterSilence() {
+        var machine = self.machine()
+        #expect(machine.tick(now: self.start + .seconds(14)) == .nothing)
+        #expect(machine.eventArrived(id: 4, isFinish: false, now: self.start + .seconds(10)) == .send)
+        #expect(machine.tick(now: self.start + .seconds(20)) == .nothing)
+        #expect(machine.tick(now: self.start + .seconds(25)) == .sendKeepalive)
+        #expect(machine.tick(now: self.start + .seconds(30)) == .nothing)
+        #expect(machine.tick(now: self.start + .seconds(40)) == .sendKeepalive)
+    }
+
+    /// A stream ends at its maximum age, however busy, so the client resumes elsewhere.
+    @Test func endsAtMaximumAge() {
+        var machine = self.machine()
+        #expect(machine.eventArrived(id: 4, isFinish: false, now: self.start + .seconds(59)) == .send)
+        #expect(machine.tick(now: self.start + .seconds(60)) == .end)
+        #expect(machine.isEnded)
+        #expect(machine.eventArrived(id: 5, isFinish: false, now: self.start + .seconds(61)) == .drop)
+    }
+
+    /// Shutdown ends an open stream once (one parting `retry:`).
+    @Test func endRequestedOnce() {
+        var machine = self.machine()
+        #expect(machine.endRequested() == true)
+        #expect(machine.endRequested() == false)
+        #expect(machine.eventArrived(id: 4, isFinish: false, now: self.start) == .drop)
     }
 }

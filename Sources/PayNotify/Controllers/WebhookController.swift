@@ -19,6 +19,7 @@ struct WebhookController {
     let maximumBodyBytes: Int
     /// Wall-clock time for the signatures' tolerance windows; tests inject their own.
     let now: @Sendable () -> Date
+    let counters: WebhookCounters
     let alertThrottle = AlertThrottle(interval: 10)
 
     func addRoutes(to group: RouterGroup<some RequestContext>) {
@@ -55,6 +56,7 @@ struct WebhookController {
                     "detail": "\(error.message)",
                 ]
             )
+            self.counters.record(error.reason.rawValue)
             if self.alertThrottle.shouldRaise(key: "\(provider.rawValue).\(error.reason.rawValue)") {
                 // An attacker can send refusals as fast as they like: alerts are throttled per
                 // provider and reason, and failing to store one must not change the answer.
@@ -69,6 +71,7 @@ struct WebhookController {
         }
         do {
             let outcome = try await self.store.record(delivery)
+            self.counters.record(outcome.rawValue)
             context.logger.info(
                 "webhook recorded",
                 metadata: [
@@ -79,6 +82,7 @@ struct WebhookController {
             )
             return Self.response(adapter.acknowledgement)
         } catch {
+            self.counters.record("not_recorded")
             context.logger.error(
                 "webhook not recorded; the provider will retry",
                 metadata: ["provider": "\(provider.rawValue)", "error": "\(error)"]

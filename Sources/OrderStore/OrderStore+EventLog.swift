@@ -1,0 +1,184 @@
+public import Foundation
+import Postgres
+
+/// One event of an order's log, as streams deliver it.
+public struct OrderEvent: Sendable, Hashable {
+    /// The log's id: increasing within an order, and the stream's `id:`.
+    public let id: Int64
+    public let orderID: String
+    /// `status`, `progress`, `finish`, or a merchant's own name.
+    public let name: String
+    /// JSON object text.
+    public let data: String
+    /// When the transaction that wrote it began (the database's clock).
+    public let createdAt: Date
+
+    public init(id: Int64, orderID: String, name: String, data: String, createdAt: Date) {
+        self.id = id
+        self.orderID = orderID
+        self.name = name
+        self.data = data
+        self.createdAt = createdAt
+    }
+
+    public var isFinish: Bool { self.name == "finish" }
+}
+
+/// Where a new stream starts: the order's latest `status` and the log's ids around it.
+public struct StreamStart: Sendable, Hashable {
+    /// The latest `status` event's data: the order as it is now.
+    public let status: String
+    /// The newest event id of the order.
+    public let latestEventID: Int64
+    /// The id of the order's `finish` event, once it has one.
+    public let finishEventID: Int64?
+}
+
+/// A notification on ``OrderStore/notificationChannel``: one transaction appended events to an
+/// order's log, from ``firstEventID`` on.
+public struct Announcement: Sendable, Hashable {
+    public let orderID: String
+    public let firstEventID: Int64
+    /// The transaction's events in id order, when they fitted in the payload; otherwise `nil`, and
+    /// they are in the log from ``firstEventID`` on.
+    public let events: [OrderEvent]?
+
+    /// Reads a payload as ``OrderStore`` writes it; `nil` for anything else.
+    public init?(payload: String) {
+        guard let wire = try? JSONDecoder().decode(Wire.self, from: Data(payload.utf8)) else { return nil }
+        self.orderID = wire.orderID
+        self.firstEventID = wire.from
+        self.events = wire.events?.map {
+            OrderEvent(
+                id: $0.id,
+                orderID: wire.orderID,
+                name: $0.event,
+                data: $0.data,
+                createdAt: Date(timeIntervalSince1970: $0.createdAt)
+            )
+        }
+    }
+
+    /// The payload's JSON, as `OrderStore.notify` builds it.
+    private struct Wire: Decodable {
+        struct Event: Decodable {
+            let id: Int64
+            let event: String
+            let data: String
+            let createdAt: Double
+
+            enum CodingKeys: String, CodingKey {
+                case id, event, data
+                case createdAt = "created_at"
+            }
+        }
+
+        let orderID: String
+        let from: Int64
+        let events: [Event]?
+
+        enum CodingKeys: String, CodingKey {
+            case from, events
+            case orderID = "order_id"
+        }
+    }
+}
+
+/// An alert as the ops stream shows it.
+public struct Alert: Sendable, Hashable {
+    public let id: Int64
+    /// JSON object text: id, kind, provider, order_id, message, created_at.
+    public let data: String
+}
+
+extension OrderStore {
+    /// The events of an order after `after`, oldest first, at most `limit`.
+    public func events(orderID: String, after: Int64, limit: Int) async throws -> [OrderEvent] {
+        try await self.pool.withConnection { connection in
+            try connection.query(
+                """
+                SELECT \(Self.eventColumns) FROM order_events
+                WHERE order_id = $1 AND id > $2 ORDER BY id LIMIT $3
+                """,
+                [orderID, after, limit]
+            ).map(Self.event(from:))
+        }
+    }
+
+    /// The events after each order's own cursor, for many orders in one statement: ordered by order,
+    /// then id; at most `limitPerOrder` per order (the caller asks again for an order that filled it).
+    public func events(after cursors: [String: Int64], limitPerOrder: Int) async throws -> [OrderEvent] {
+        guard !cursors.isEmpty else { return [] }
+        // The cursors travel as one JSON parameter: no statement text is built from them.
+        let cursorsJSON = String(
+            decoding: try JSONEncoder().encode(cursors.map { ["order_id": $0.key, "after": String($0.value)] }),
+            as: UTF8.self
+        )
+        return try await self.pool.withConnection { connection in
+            try connection.query(
+                """
+                SELECT e.id, e.order_id, e.event, e.data::text, extract(epoch FROM e.created_at)::float8
+                FROM jsonb_to_recordset($1::jsonb) AS c(order_id text, after text)
+                CROSS JOIN LATERAL (
+                    SELECT * FROM order_events
+                    WHERE order_id = c.order_id AND id > c.after::bigint ORDER BY id LIMIT $2
+                ) AS e
+                ORDER BY e.order_id, e.id
+                """,
+                [cursorsJSON, limitPerOrder]
+            ).map(Self.event(from:))
+        }
+    }
+
+    /// The order's latest status and its log's newest and `finish` ids, read in one statement;
+    /// `nil` when no such order exists.
+    public func streamStart(orderID: String) async throws -> StreamStart? {
+        try await self.pool.withConnection { connection in
+            guard
+                let row = try connection.query(
+                    """
+                    SELECT
+                        (SELECT data::text FROM order_events WHERE order_id = $1 AND event = 'status'
+                         ORDER BY id DESC LIMIT 1),
+                        (SELECT max(id) FROM order_events WHERE order_id = $1),
+                        (SELECT min(id) FROM order_events WHERE order_id = $1 AND event = 'finish')
+                    """,
+                    [orderID]
+                ).first,
+                let status = try row.decode(String?.self, at: 0)
+            else { return nil }
+            return StreamStart(
+                status: status,
+                latestEventID: try row.decode(Int64.self, at: 1),
+                finishEventID: try row.decode(Int64?.self, at: 2)
+            )
+        }
+    }
+
+    /// An alert by id, as JSON for the ops stream.
+    public func alert(id: Int64) async throws -> Alert? {
+        try await self.pool.withConnection { connection in
+            try connection.query(
+                """
+                SELECT id, jsonb_build_object('id', id, 'kind', kind, 'provider', provider, 'order_id', order_id,
+                                              'message', message, 'created_at', created_at)::text
+                FROM alerts WHERE id = $1
+                """,
+                [id]
+            ).first.map { row in Alert(id: try row.decode(Int64.self, at: 0), data: try row.decode(String.self, at: 1))
+            }
+        }
+    }
+
+    private static let eventColumns = "id, order_id, event, data::text, extract(epoch FROM created_at)::float8"
+
+    private static func event(from row: Row) throws -> OrderEvent {
+        OrderEvent(
+            id: try row.decode(Int64.self, at: 0),
+            orderID: try row.decode(String.self, at: 1),
+            name: try row.decode(String.self, at: 2),
+            data: try row.decode(String.self, at: 3),
+            createdAt: Date(timeIntervalSince1970: try row.decode(Double.self, at: 4))
+        )
+    }
+}

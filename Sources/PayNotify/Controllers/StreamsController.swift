@@ -1,0 +1,239 @@
+import Crypto
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import PaymentProviders
+import SSEGateway
+import ServiceLifecycle
+
+/// The Server-Sent Events routes: an order's stream for its checkout page
+/// (`GET /v1/orders/{id}/events`, and the seeds' `GET /orderpay?payid={id}`) and the ops stream
+/// (`GET /v1/ops/events`).
+///
+/// Every refusal is answered before the stream starts, with a status and a JSON body: `401` for a
+/// missing, expired or wrong token (the same answer whether or not the order exists), `400` for a
+/// malformed Last-Event-ID, `204` when the client already has the order's `finish` (EventSource then
+/// stops for good), `429` or `503` with `Retry-After` when a limit is reached.
+struct StreamsController {
+    let streams: OrderStreams
+    let ops: OpsFeed
+    let tokens: StreamTokenSigner
+    /// SHA-256 of the admin token; `nil` when the ops stream is disabled.
+    let adminTokenDigest: [UInt8]?
+    let settings: StreamSettings
+    let origins: AllowedOrigins
+    let addresses: ClientAddressResolver
+    let now: @Sendable () -> Date
+
+    func addRoutes(to router: Router<AppRequestContext>) {
+        router.get("/v1/orders/{id}/events") { request, context in
+            try await self.orderStream(request, orderID: try context.parameters.require("id"), context: context)
+        }
+        router.get("/orderpay") { request, context in
+            guard let orderID = request.uri.queryParameters["payid"].map(String.init), !orderID.isEmpty else {
+                throw APIError(
+                    .badRequest,
+                    code: "missing_payid",
+                    message: "Name the order as ?payid=<order id>.",
+                    headers: self.corsHeaders(request)
+                )
+            }
+            return try await self.orderStream(request, orderID: orderID, context: context)
+        }
+        router.get("/v1/ops/events") { request, context in try await self.opsStream(request, context: context) }
+        for path in ["/v1/orders/{id}/events", "/orderpay"] {
+            router.on(RouterPath(path), method: .options) { request, _ in self.preflight(request) }
+        }
+    }
+
+    // MARK: Order streams
+
+    private func orderStream(_ request: Request, orderID: String, context: AppRequestContext) async throws -> Response {
+        let cors = self.corsHeaders(request)
+        let token = bearerToken(request) ?? request.uri.queryParameters["token"].map(String.init)
+        guard let token, self.tokens.isValid(token, orderID: orderID, now: self.now()) else {
+            throw APIError(
+                .unauthorized,
+                code: "invalid_token",
+                message: "Send the order's stream token as ?token= or Authorization: Bearer; it may have expired.",
+                headers: cors.merging([.wwwAuthenticate: #"Bearer realm="paynotify""#])
+            )
+        }
+        let lastEventID: Int64?
+        do {
+            lastEventID = try LastEventID.parse(
+                request.headers[.lastEventID] ?? request.uri.queryParameters["lastEventId"].map(String.init)
+            )
+        } catch {
+            throw APIError(
+                .badRequest,
+                code: "invalid_last_event_id",
+                message: "Last-Event-ID must be an event id from this stream (digits); got \"\(error.text)\".",
+                headers: cors
+            )
+        }
+        let channel = context.channel
+        let opening: OrderStreams.Opening
+        do {
+            opening = try await self.streams.open(
+                orderID: orderID,
+                lastEventID: lastEventID,
+                clientAddress: self.addresses.address(
+                    peer: context.remoteAddress,
+                    forwardedFor: request.headers[.xForwardedFor]
+                ),
+                // The handler may be blocked in a write to this client: closing the connection
+                // fails that write and ends the stream.
+                onOverflow: { channel.close(promise: nil) }
+            )
+        } catch StreamOpeningError.orderNotFound {
+            throw APIError(.notFound, code: "order_not_found", message: "No order has this id.", headers: cors)
+        } catch StreamOpeningError.refused(let refusal) {
+            throw Self.apiError(for: refusal, headers: cors)
+        }
+        switch opening {
+        case .finished:
+            return Response(status: .noContent, headers: cors)
+        case .stream(let session):
+            return self.eventStream(request, headers: cors) { write in
+                try await withGracefulShutdownHandler {
+                    try await session.run(write: write)
+                } onGracefulShutdown: {
+                    session.end()
+                }
+            }
+        }
+    }
+
+    private static func apiError(for refusal: StreamRefusal, headers: HTTPFields) -> APIError {
+        switch refusal {
+        case .tooManyFromAddress:
+            APIError(
+                .tooManyRequests,
+                code: "too_many_streams_from_address",
+                message: "This address has as many streams open as it may; close one or retry later.",
+                headers: headers.merging([.retryAfter: "5"])
+            )
+        case .tooManyForOrder:
+            APIError(
+                .tooManyRequests,
+                code: "too_many_streams_for_order",
+                message: "This order has as many streams open as it may; close one or retry later.",
+                headers: headers.merging([.retryAfter: "5"])
+            )
+        case .instanceFull:
+            APIError(
+                .serviceUnavailable,
+                code: "streams_full",
+                message: "This instance holds as many streams as it may; retry (another instance may have room).",
+                headers: headers.merging([.retryAfter: "2"])
+            )
+        case .closed:
+            APIError(
+                .serviceUnavailable,
+                code: "shutting_down",
+                message: "This instance is stopping; retry to reach another.",
+                headers: headers.merging([.retryAfter: "1"])
+            )
+        }
+    }
+
+    // MARK: Ops stream
+
+    private func opsStream(_ request: Request, context: AppRequestContext) async throws -> Response {
+        guard let adminTokenDigest else {
+            throw APIError(
+                .notFound,
+                code: "ops_disabled",
+                message: "The ops stream is disabled on this server: set PAYNOTIFY_ADMIN_TOKEN."
+            )
+        }
+        let presented = bearerToken(request) ?? request.uri.queryParameters["token"].map(String.init)
+        guard let presented, constantTimeEquals(Array(SHA256.hash(data: Array(presented.utf8))), adminTokenDigest)
+        else {
+            throw APIError(
+                .unauthorized,
+                code: "invalid_token",
+                message: "Send the admin token as ?token= or Authorization: Bearer.",
+                headers: [.wwwAuthenticate: #"Bearer realm="paynotify-ops""#]
+            )
+        }
+        let channel = context.channel
+        let subscription: OpsFeed.Subscription
+        do {
+            subscription = try self.ops.subscribe(onOverflow: { channel.close(promise: nil) })
+        } catch {
+            throw Self.apiError(for: error, headers: [:])
+        }
+        return self.eventStream(request, headers: [:]) { write in
+            try await withGracefulShutdownHandler {
+                try await subscription.run(feed: self.ops, settings: self.settings, write: write)
+            } onGracefulShutdown: {
+                self.ops.end(subscription)
+            }
+        }
+    }
+
+    // MARK: The response
+
+    /// A `text/event-stream` response whose body `run` writes, ended (cancelled) as soon as the client
+    /// closes its side of the connection.
+    private func eventStream(
+        _ request: Request,
+        headers: HTTPFields,
+        run: @escaping @Sendable (_ write: (String) async throws -> Void) async throws -> Void
+    ) -> Response {
+        var fields = headers
+        fields[.contentType] = "text/event-stream; charset=utf-8"
+        fields[.cacheControl] = "no-cache"
+        fields[.xAccelBuffering] = "no"
+        return Response(
+            status: .ok,
+            headers: fields,
+            body: ResponseBody { writer in
+                // When the client leaves, this throws CancellationError and Hummingbird closes the
+                // connection: nobody is left to read an orderly end.
+                try await request.body.consumeWithCancellationOnInboundClose { _ in
+                    try await run { text in try await writer.write(ByteBuffer(string: text)) }
+                }
+                try await writer.finish(nil)
+            }
+        )
+    }
+
+    // MARK: CORS
+
+    /// `Access-Control-Allow-Origin` for an allowed origin, so pages on other origins can read streams.
+    private func corsHeaders(_ request: Request) -> HTTPFields {
+        guard let allowed = self.origins.allowOrigin(for: request.headers[.origin]) else { return [:] }
+        var fields: HTTPFields = [.accessControlAllowOrigin: allowed]
+        if allowed != "*" { fields[.vary] = "Origin" }
+        return fields
+    }
+
+    /// The answer to a preflight: needed only by clients that send `Authorization` or
+    /// `Last-Event-ID` themselves (EventSource sends neither on its first request).
+    private func preflight(_ request: Request) -> Response {
+        var fields = self.corsHeaders(request)
+        guard !fields.isEmpty else { return Response(status: .noContent) }
+        fields[.accessControlAllowMethods] = "GET"
+        fields[.accessControlAllowHeaders] = "Authorization, Last-Event-ID, Cache-Control"
+        fields[.accessControlMaxAge] = "600"
+        return Response(status: .noContent, headers: fields)
+    }
+}
+
+extension HTTPField.Name {
+    static let lastEventID = Self("Last-Event-ID")!
+    static let xForwardedFor = Self("X-Forwarded-For")!
+    static let xAccelBuffering = Self("X-Accel-Buffering")!
+}
+
+extension HTTPFields {
+    fileprivate func merging(_ other: HTTPFields) -> HTTPFields {
+        var merged = self
+        for field in other { merged[field.name] = field.value }
+        return merged
+    }
+}

@@ -1,0 +1,122 @@
+/// Reads `text/event-stream` bytes as the WHATWG HTML standard's EventSource does, one chunk at a
+/// time: lines end at CRLF, LF or CR (also when a CRLF is split across chunks), a blank line
+/// dispatches the event, `:` starts a comment, a leading BOM is skipped, and an unfinished event at
+/// the end of the stream is discarded.
+///
+/// Unlike a browser it also reports comments and `retry:` values, so tests can see keepalives and
+/// the reconnection delay the server asks for.
+public struct EventStreamParser: Sendable {
+    /// One dispatched event.
+    public struct Event: Sendable, Hashable {
+        /// The last event id seen on the stream so far (what a browser would send as `Last-Event-ID`).
+        public var id: String?
+        /// The event's type; `message` when it named none.
+        public var name: String
+        /// The data lines joined with `\n`.
+        public var data: String
+
+        public init(id: String?, name: String, data: String) {
+            self.id = id
+            self.name = name
+            self.data = data
+        }
+    }
+
+    public enum Item: Sendable, Hashable {
+        case event(Event)
+        /// A comment line's text, without the colon and one leading space.
+        case comment(String)
+        /// A valid `retry:` field, in milliseconds.
+        case retry(Int)
+    }
+
+    private var line: [UInt8] = []
+    private var lastWasCR = false
+    private var atStreamStart = true
+    private var lastEventID: String?
+    private var eventName = ""
+    private var data: [UInt8] = []
+    private var hasData = false
+
+    public init() {}
+
+    /// Feeds the next chunk of the stream and returns what it completed.
+    public mutating func feed(_ bytes: some Sequence<UInt8>) -> [Item] {
+        var items: [Item] = []
+        for byte in bytes {
+            switch byte {
+            case UInt8(ascii: "\n") where self.lastWasCR:
+                self.lastWasCR = false  // the LF of a CRLF: the line already ended at the CR
+            case UInt8(ascii: "\n"), UInt8(ascii: "\r"):
+                self.lastWasCR = byte == UInt8(ascii: "\r")
+                self.endLine(into: &items)
+            default:
+                self.lastWasCR = false
+                self.line.append(byte)
+            }
+        }
+        return items
+    }
+
+    private mutating func endLine(into items: inout [Item]) {
+        var line = self.line[...]
+        self.line.removeAll(keepingCapacity: true)
+        if self.atStreamStart {
+            self.atStreamStart = false
+            if line.starts(with: [0xEF, 0xBB, 0xBF]) { line = line.dropFirst(3) }  // a byte order mark
+        }
+        guard !line.isEmpty else { return self.dispatch(into: &items) }
+        let colon = line.firstIndex(of: UInt8(ascii: ":"))
+        if colon == line.startIndex {
+            items.append(.comment(Self.text(Self.dropOneSpace(line.dropFirst()))))
+            return
+        }
+        let field = Self.text(colon.map { line[..<$0] } ?? line)
+        let value = colon.map { Self.dropOneSpace(line[line.index(after: $0)...]) } ?? []
+        switch field {
+        case "event":
+            self.eventName = Self.text(value)
+        case "data":
+            if self.hasData { self.data.append(UInt8(ascii: "\n")) }
+            self.data.append(contentsOf: value)
+            self.hasData = true
+        case "id" where !value.contains(0):
+            self.lastEventID = Self.text(value)
+        case "retry":
+            if !value.isEmpty, value.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }),
+                let milliseconds = Int(Self.text(value))
+            {
+                items.append(.retry(milliseconds))
+            }
+        default:
+            break  // unknown fields are ignored, as the standard says
+        }
+    }
+
+    private mutating func dispatch(into items: inout [Item]) {
+        defer {
+            self.eventName = ""
+            self.data.removeAll(keepingCapacity: true)
+            self.hasData = false
+        }
+        guard self.hasData else { return }
+        items.append(
+            .event(
+                Event(
+                    id: self.lastEventID,
+                    name: self.eventName.isEmpty ? "message" : self.eventName,
+                    data: Self.text(self.data[...])
+                )
+            )
+        )
+    }
+
+    private static func dropOneSpace(_ bytes: ArraySlice<UInt8>) -> ArraySlice<UInt8> {
+        bytes.first == UInt8(ascii: " ") ? bytes.dropFirst() : bytes
+    }
+
+    /// UTF-8 decoding with replacement characters for invalid bytes, as browsers decode the stream.
+    private static func text(_ bytes: ArraySlice<UInt8>) -> String {
+        String(decoding: bytes, as: UTF8.self)
+    }
+}
