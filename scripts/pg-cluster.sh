@@ -13,6 +13,14 @@
 # durability is traded for speed (fsync off) and more connections are allowed.
 set -euo pipefail
 
+# Close every descriptor inherited beyond stdin, stdout and stderr (bash's own 255 excepted): the
+# postmaster started below would otherwise hold them for its whole life. Seen here: a test's server
+# socket, closed by the application, stayed open in PostgreSQL, so its client never saw the close.
+for fd in /proc/$$/fd/*; do
+    fd=${fd##*/}
+    if [ "$fd" -gt 2 ] && [ "$fd" -ne 255 ]; then eval "exec $fd>&-"; fi
+done
+
 command=${1:?usage: pg-cluster.sh start|stop|url DIR [PORT] [test]}
 dir=${2:?cluster directory required}
 mkdir -p "$dir"

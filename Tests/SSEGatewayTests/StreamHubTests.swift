@@ -92,6 +92,17 @@ struct StreamHubTests {
         withExtendedLifetime((second, third, again)) {}
     }
 
+    /// A subscription released without ever being read (its response was never written) frees its place.
+    @Test func abandonedSubscriptionFreesItsPlace() throws {
+        let hub = StreamHub(bufferSize: 10, limits: StreamLimits(total: 1, perAddress: 1, perOrder: 1))
+        do {
+            _ = try hub.subscribe(orderID: "a", clientAddress: "x", onOverflow: {})
+        }
+        #expect(hub.openStreams == 0)
+        #expect(hub.watchedOrders().isEmpty)
+        _ = try hub.subscribe(orderID: "a", clientAddress: "x", onOverflow: {})
+    }
+
     /// `end` asks one stream to stop; after close, every stream has ended and new ones are refused.
     @Test func endAndClose() async throws {
         let hub = StreamHub(bufferSize: 10, limits: roomy)

@@ -18,15 +18,20 @@ public struct TestDatabase: Sendable {
         }
         var components = URLComponents(string: sharedURL)!
         components.path = "/" + name
-        let url = components.string!
-        var defaults = ConnectionConfiguration.serviceDefaults.filter { $0.keyword != "application_name" }
-        defaults.append(("application_name", applicationName))
-        let database = Self(name: name, url: url, configuration: try ConnectionConfiguration(url, defaults: defaults))
+        let database = try Self.existing(url: components.string!, applicationName: applicationName)
         if migrated {
             let migrations = try Migration.load(from: TestEnvironment.migrationsDirectory)
             _ = try await Migrator(migrations: migrations, logger: .init(label: "test")).migrate(database.configuration)
         }
         return database
+    }
+
+    /// A database that exists already (a ``TestCluster``'s own, say), as the tests' connections see it.
+    public static func existing(url: String, applicationName: String = "paynotify-test") throws -> Self {
+        var defaults = ConnectionConfiguration.serviceDefaults.filter { $0.keyword != "application_name" }
+        defaults.append(("application_name", applicationName))
+        let name = URLComponents(string: url)?.path.split(separator: "/").last.map(String.init) ?? ""
+        return Self(name: name, url: url, configuration: try ConnectionConfiguration(url, defaults: defaults))
     }
 
     /// Runs blocking work on a new connection to this database, off the cooperative pool.

@@ -1,0 +1,182 @@
+import Foundation
+import NIOCore
+import NIOHTTP1
+import PayNotifyClient
+import Postgres
+import TestSupport
+import Testing
+
+/// The four deliveries each order gets in the delivery tests, sent concurrently.
+private let paymentSteps: [(type: String, progress: Int?)] = [
+    ("processing", nil), ("progress", 30), ("progress", 60), ("succeeded", nil),
+]
+
+@Suite("Stream delivery: nothing lost, nothing twice")
+struct StreamDeliveryTests {
+    /// 200 concurrent webhooks across 50 orders with 4 streams each, three of which hang up and
+    /// reconnect while events flow: every stream sees every event of its order once, in id order.
+    @Test func concurrentWebhooksReachEveryStreamOnce() async throws {
+        let settings = ["PAYNOTIFY_MAX_STREAMS_PER_IP": "1000", "PAYNOTIFY_MAX_STREAMS_PER_ORDER": "16"]
+        try await withLiveApp(overrides: settings) { client, database in
+            var orders: [CreatedOrder] = []
+            for _ in 0..<50 { orders.append(try await client.createOrder()) }
+            let connected = Counter()
+            let records = try await withThrowingTaskGroup(of: FollowRecord.self) { group in
+                for order in orders {
+                    for index in 0..<4 {
+                        group.addTask {
+                            try await follow(order, via: [client], dropAfter: index == 0 ? nil : 1...2) {
+                                connected.increment()
+                            }
+                        }
+                    }
+                }
+                try await eventually("200 streams open") { connected.count == 200 }
+                try await withThrowingTaskGroup(of: Void.self) { webhooks in
+                    for order in orders {
+                        for step in paymentSteps {
+                            webhooks.addTask {
+                                let response = try await client.sandbox(
+                                    step.type,
+                                    order: order.id,
+                                    progress: step.progress
+                                )
+                                #expect(response.status == 200, "\(response.text)")
+                            }
+                        }
+                    }
+                    try await webhooks.waitForAll()
+                }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            #expect(records.count == 200)
+            #expect(records.contains { $0.connections > 1 })
+            for record in records {
+                #expect(try await expectComplete(record, in: database), "\(record)")
+            }
+        }
+    }
+
+    /// Webhooks keep coming while the listener's backend is terminated twice and PostgreSQL is
+    /// restarted: providers retry what got a 5xx, and every stream still gets every committed event.
+    @Test func nothingLostAcrossListenerKillsAndADatabaseRestart() async throws {
+        let cluster = try await TestCluster.start()
+        let database = try TestDatabase.existing(url: cluster.url)
+        try await withLiveApp(overrides: ["PAYNOTIFY_DB_ACQUIRE_TIMEOUT_MS": "500"], database: database) {
+            client,
+            database in
+            var orders: [CreatedOrder] = []
+            for _ in 0..<10 { orders.append(try await client.createOrder()) }
+            let connected = Counter()
+            let records = try await withThrowingTaskGroup(of: FollowRecord.self) { group in
+                for order in orders {
+                    for _ in 0..<2 {
+                        group.addTask {
+                            try await follow(order, via: [client], within: .seconds(90)) { connected.increment() }
+                        }
+                    }
+                }
+                try await eventually("20 streams open") { connected.count == 20 }
+                let orders = orders
+                for percent in [5, 10] { try await Self.everyOrder(orders, client, "progress", percent) }
+                for percent in [15, 20] {
+                    try await Self.terminateListener(database)
+                    try await Self.everyOrder(orders, client, "progress", percent)
+                }
+                try await cluster.stop()
+                async let duringOutage: Void = Self.everyOrder(orders, client, "progress", 25)
+                try await Task.sleep(for: .seconds(1))
+                try await cluster.restart()
+                try await duringOutage
+                for percent in [30, 35] { try await Self.everyOrder(orders, client, "progress", percent) }
+                try await Self.everyOrder(orders, client, "succeeded", nil)
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            for record in records {
+                #expect(try await expectComplete(record, in: database), "\(record)")
+                #expect(record.received.count >= 9)  // seven progress rounds, status and finish
+            }
+        }
+    }
+
+    /// Sends one delivery to every order at once, each retried as a provider would through an outage.
+    static func everyOrder(
+        _ orders: [CreatedOrder],
+        _ client: LoopbackHTTPClient,
+        _ type: String,
+        _ progress: Int?
+    ) async throws {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for order in orders {
+                group.addTask { try await client.sandboxUntilAccepted(type, order: order.id, progress: progress) }
+            }
+            try await group.waitForAll()
+        }
+    }
+
+    /// Kills the listener's backend, as an administrator or a failover would.
+    static func terminateListener(_ database: TestDatabase) async throws {
+        let terminated = try await database.withConnection { connection in
+            try connection.query(
+                "SELECT count(pg_terminate_backend(pid, 5000)) FROM pg_stat_activity WHERE query LIKE 'LISTEN%'"
+            ).first!.decode(Int.self, at: 0)
+        }
+        #expect(terminated == 1)
+    }
+
+    /// Two instances on one database: a webhook taken by one reaches the streams held by both, and
+    /// an alert raised on one reaches the ops stream on the other, with stats every second.
+    @Test func twoInstancesOnOneDatabase() async throws {
+        let database = try await TestDatabase.create()
+        let settings = ["PAYNOTIFY_ADMIN_TOKEN": "admin-token-for-tests-0123"]
+        try await withLiveApp(overrides: settings, database: database) { first, _ in
+            try await withLiveApp(overrides: settings, database: database) { second, _ in
+                let order = try await first.createOrder()
+                let connected = Counter()
+                try await withThrowingTaskGroup(of: FollowRecord.self) { group in
+                    for client in [first, second, second] {
+                        group.addTask { try await follow(order, via: [client]) { connected.increment() } }
+                    }
+                    try await eventually("3 streams open") { connected.count == 3 }
+                    for step in paymentSteps {
+                        #expect(
+                            try await first.sandbox(step.type, order: order.id, progress: step.progress).status == 200
+                        )
+                    }
+                    for try await record in group {
+                        #expect(try await expectComplete(record, in: database), "\(record)")
+                        #expect(record.received.count == 5)  // processing, 2 × progress, succeeded, finish
+                    }
+                }
+
+                try await second.stream(path: "/v1/ops/events?token=admin-token-for-tests-0123") { ops in
+                    #expect(ops.status == 200)
+                    #expect(try await ops.next() == .retry(3000))
+                    let forged = try await first.send(
+                        method: .POST,
+                        path: "/v1/webhooks/sandbox",
+                        headers: [("Sandbox-Signature", "t=1,v1=00"), ("Content-Type", "application/json")],
+                        body: Array("{}".utf8)
+                    )
+                    #expect(forged.status == 400 || forged.status == 401)
+                    var sawAlert = false
+                    var sawStats = false
+                    while !(sawAlert && sawStats), let event = try await ops.nextEvent() {
+                        if event.name == "alert" {
+                            sawAlert = sawAlert || event.json["provider"] as? String == "sandbox"
+                        }
+                        if event.name == "stats" {
+                            sawStats = true
+                            #expect(event.json["open_streams"] is Int)
+                            #expect(event.json["listener"] as? String == "listening")
+                        }
+                    }
+                    #expect(sawAlert && sawStats)
+                }
+                try await second.stream(path: "/v1/ops/events?token=wrong-token-0000000000") { ops in
+                    #expect(ops.status == 401)
+                }
+            }
+        }
+    }
+}
