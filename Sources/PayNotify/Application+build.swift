@@ -8,8 +8,8 @@ import Payments
 import Postgres
 import SSEGateway
 
-/// Assembles the whole service from its configuration: the database pool, the listener, the HTTP
-/// routes and, before the server accepts a request, the migrations. `paynotify serve` runs what
+/// Applies pending migrations, then assembles the whole service from its configuration: the
+/// database pool, the listener, the gateway and the HTTP routes. `paynotify serve` runs what
 /// this returns; the tests build the very same application.
 ///
 /// Services start in dependency order and stop in reverse: pool, listener, relay, expiry sweeper,
@@ -23,6 +23,15 @@ public func buildApplication(
 ) async throws -> some ApplicationProtocol {
     var logger = logger ?? Logger(label: "paynotify")
     logger.logLevel = configuration.logLevel
+
+    // Before any service starts: the expiry sweeper and the relay query the schema at once.
+    if configuration.migrateOnStart {
+        let migrator = Migrator(
+            migrations: try Migration.load(from: URL(fileURLWithPath: configuration.migrationsDirectory)),
+            logger: logger
+        )
+        _ = try await migrator.migrate(configuration.database)
+    }
 
     let pool = ConnectionPool(
         configuration: .init(
@@ -111,15 +120,6 @@ public func buildApplication(
             interval: .seconds(1)
         )
     )
-    if configuration.migrateOnStart {
-        let migrator = Migrator(
-            migrations: try Migration.load(from: URL(fileURLWithPath: configuration.migrationsDirectory)),
-            logger: logger
-        )
-        app.beforeServerStarts {
-            _ = try await migrator.migrate(configuration.database)
-        }
-    }
     logger.info(
         "configured",
         metadata: [
