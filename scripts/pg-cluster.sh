@@ -55,11 +55,12 @@ grant_traverse() {
     done
 }
 
-# A port nothing on 127.0.0.1 listens on (checked by connecting; the server's own bind is the final word).
+# A port nothing on 127.0.0.1 listens on (checked by connecting; the server's own bind is the final word),
+# below the kernel's ephemeral range (32768 and up here), where busy clients' own ports would collide.
 free_port() {
     local port
     for _ in $(seq 1 50); do
-        port=$((20000 + RANDOM % 40000))
+        port=$((20000 + RANDOM % 12000))
         if ! (: <"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
             echo "$port"
             return

@@ -20,18 +20,10 @@ struct StreamDeliveryTests {
         try await withLiveApp(overrides: settings) { client, database in
             var orders: [CreatedOrder] = []
             for _ in 0..<50 { orders.append(try await client.createOrder()) }
-            let connected = Counter()
-            let records = try await withThrowingTaskGroup(of: FollowRecord.self) { group in
-                for order in orders {
-                    for index in 0..<4 {
-                        group.addTask {
-                            try await follow(order, via: [client], dropAfter: index == 0 ? nil : 1...2) {
-                                connected.increment()
-                            }
-                        }
-                    }
-                }
-                try await eventually("200 streams open") { connected.count == 200 }
+            let plans = orders.flatMap { order in
+                (0..<4).map { FollowerPlan(order, via: [client], dropAfter: $0 == 0 ? nil : 1...2) }
+            }
+            let records = try await following(plans) { [orders] in
                 try await withThrowingTaskGroup(of: Void.self) { webhooks in
                     for order in orders {
                         for step in paymentSteps {
@@ -47,7 +39,6 @@ struct StreamDeliveryTests {
                     }
                     try await webhooks.waitForAll()
                 }
-                return try await group.reduce(into: []) { $0.append($1) }
             }
             #expect(records.count == 200)
             #expect(records.contains { $0.connections > 1 })
@@ -67,50 +58,25 @@ struct StreamDeliveryTests {
             database in
             var orders: [CreatedOrder] = []
             for _ in 0..<10 { orders.append(try await client.createOrder()) }
-            let connected = Counter()
-            let records = try await withThrowingTaskGroup(of: FollowRecord.self) { group in
-                for order in orders {
-                    for _ in 0..<2 {
-                        group.addTask {
-                            try await follow(order, via: [client], within: .seconds(90)) { connected.increment() }
-                        }
-                    }
-                }
-                try await eventually("20 streams open") { connected.count == 20 }
-                let orders = orders
-                for percent in [5, 10] { try await Self.everyOrder(orders, client, "progress", percent) }
+            let plans = orders.flatMap { [FollowerPlan($0, via: [client]), FollowerPlan($0, via: [client])] }
+            let records = try await following(plans, within: .seconds(90)) { [orders] in
+                for percent in [5, 10] { try await client.sandboxToEvery(orders, "progress", progress: percent) }
                 for percent in [15, 20] {
                     try await Self.terminateListener(database)
-                    try await Self.everyOrder(orders, client, "progress", percent)
+                    try await client.sandboxToEvery(orders, "progress", progress: percent)
                 }
                 try await cluster.stop()
-                async let duringOutage: Void = Self.everyOrder(orders, client, "progress", 25)
+                async let duringOutage: Void = client.sandboxToEvery(orders, "progress", progress: 25)
                 try await Task.sleep(for: .seconds(1))
                 try await cluster.restart()
                 try await duringOutage
-                for percent in [30, 35] { try await Self.everyOrder(orders, client, "progress", percent) }
-                try await Self.everyOrder(orders, client, "succeeded", nil)
-                return try await group.reduce(into: []) { $0.append($1) }
+                for percent in [30, 35] { try await client.sandboxToEvery(orders, "progress", progress: percent) }
+                try await client.sandboxToEvery(orders, "succeeded")
             }
             for record in records {
                 #expect(try await expectComplete(record, in: database), "\(record)")
                 #expect(record.received.count >= 9)  // seven progress rounds, status and finish
             }
-        }
-    }
-
-    /// Sends one delivery to every order at once, each retried as a provider would through an outage.
-    static func everyOrder(
-        _ orders: [CreatedOrder],
-        _ client: LoopbackHTTPClient,
-        _ type: String,
-        _ progress: Int?
-    ) async throws {
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for order in orders {
-                group.addTask { try await client.sandboxUntilAccepted(type, order: order.id, progress: progress) }
-            }
-            try await group.waitForAll()
         }
     }
 
@@ -128,28 +94,23 @@ struct StreamDeliveryTests {
     /// an alert raised on one reaches the ops stream on the other, with stats every second.
     @Test func twoInstancesOnOneDatabase() async throws {
         let database = try await TestDatabase.create()
-        let settings = ["PAYNOTIFY_ADMIN_TOKEN": "admin-token-for-tests-0123"]
+        let settings = ["PAYNOTIFY_ADMIN_TOKEN": TestSecrets.adminToken]
         try await withLiveApp(overrides: settings, database: database) { first, _ in
             try await withLiveApp(overrides: settings, database: database) { second, _ in
                 let order = try await first.createOrder()
-                let connected = Counter()
-                try await withThrowingTaskGroup(of: FollowRecord.self) { group in
-                    for client in [first, second, second] {
-                        group.addTask { try await follow(order, via: [client]) { connected.increment() } }
-                    }
-                    try await eventually("3 streams open") { connected.count == 3 }
+                let plans = [first, second, second].map { FollowerPlan(order, via: [$0]) }
+                let records = try await following(plans) {
                     for step in paymentSteps {
-                        #expect(
-                            try await first.sandbox(step.type, order: order.id, progress: step.progress).status == 200
-                        )
-                    }
-                    for try await record in group {
-                        #expect(try await expectComplete(record, in: database), "\(record)")
-                        #expect(record.received.count == 5)  // processing, 2 × progress, succeeded, finish
+                        let answer = try await first.sandbox(step.type, order: order.id, progress: step.progress)
+                        #expect(answer.status == 200)
                     }
                 }
+                for record in records {
+                    #expect(try await expectComplete(record, in: database), "\(record)")
+                    #expect(record.received.count == 5)  // processing, 2 × progress, succeeded, finish
+                }
 
-                try await second.stream(path: "/v1/ops/events?token=admin-token-for-tests-0123") { ops in
+                try await second.stream(path: "/v1/ops/events?token=\(TestSecrets.adminToken)") { ops in
                     #expect(ops.status == 200)
                     #expect(try await ops.next() == .retry(3000))
                     let forged = try await first.send(

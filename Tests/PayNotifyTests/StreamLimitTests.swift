@@ -79,7 +79,7 @@ struct StreamLimitTests {
     /// buffers (up to 4 MB here) plus NIO's 64 KB: events are posted until the drop is reported
     /// on the ops stream, at most 3,000 of 4 KB.
     @Test func aClientThatNeverReadsIsDropped() async throws {
-        let settings = ["PAYNOTIFY_STREAM_BUFFER": "4", "PAYNOTIFY_ADMIN_TOKEN": "admin-token-for-tests-0123"]
+        let settings = ["PAYNOTIFY_STREAM_BUFFER": "4", "PAYNOTIFY_ADMIN_TOKEN": TestSecrets.adminToken]
         try await withLiveApp(overrides: settings) { client, database in
             let order = try await client.createOrder()
             let blob = String(repeating: "x", count: 3900)
@@ -89,7 +89,7 @@ struct StreamLimitTests {
             let delivered = Timeline()
             let results = try await withThrowingTaskGroup(of: (role: String, read: Int, closed: Bool).self) { group in
                 group.addTask {
-                    try await client.stream(path: "/v1/ops/events?token=admin-token-for-tests-0123") { ops in
+                    try await client.stream(path: "/v1/ops/events?token=\(TestSecrets.adminToken)") { ops in
                         connected.increment()
                         while let event = try await ops.nextEvent() {
                             if event.name == "alert", event.json["kind"] as? String == "slow_client_dropped" {

@@ -1,4 +1,5 @@
 public import Foundation
+import Glibc
 import NIOPosix
 public import Postgres
 
@@ -19,6 +20,48 @@ public enum TestEnvironment {
             throw TestSetupError("PAYNOTIFY_TEST_DATABASE_URL is not set: run the tests with `make test`")
         }
         return url
+    }
+
+    /// The `paynotify` executable that end-to-end tests start (`make test` builds it and sets
+    /// `PAYNOTIFY_TEST_BINARY`; a plain `swift test` finds the debug build).
+    public static func binary() throws -> String {
+        let path =
+            ProcessInfo.processInfo.environment["PAYNOTIFY_TEST_BINARY"]
+            ?? repositoryRoot.appendingPathComponent(".build/debug/paynotify").path
+        guard FileManager.default.isExecutableFile(atPath: path) else {
+            throw TestSetupError("no paynotify binary at \(path): run the tests with `make test`")
+        }
+        return path
+    }
+
+    /// Where tests leave files for people to look at (screenshots): `PAYNOTIFY_TEST_ARTIFACTS`, or
+    /// `.build/test-artifacts` in the repository.
+    public static func artifactsDirectory() throws -> URL {
+        let url =
+            ProcessInfo.processInfo.environment["PAYNOTIFY_TEST_ARTIFACTS"].map { URL(fileURLWithPath: $0) }
+            ?? repositoryRoot.appendingPathComponent(".build/test-artifacts")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url
+    }
+
+    /// A TCP port on 127.0.0.1 that nothing listens on now (the kernel picks it; a small race with
+    /// other processes remains, as with any such choice).
+    public static func freePort() throws -> Int {
+        let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard socket >= 0 else { throw TestSetupError("socket() failed: errno \(errno)") }
+        defer { close(socket) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { address in
+                bind(socket, address, length) == 0 && getsockname(socket, address, &length) == 0
+            }
+        }
+        guard bound else { throw TestSetupError("bind() failed: errno \(errno)") }
+        return Int(UInt16(bigEndian: address.sin_port))
     }
 
     /// A folder for clusters a test makes itself; `make test` stops and removes what is in it.

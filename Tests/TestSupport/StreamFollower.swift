@@ -1,26 +1,27 @@
 import Foundation
 import NIOCore
-import PayNotifyClient
+public import PayNotifyClient
 import Synchronization
-import TestSupport
 
 /// What one follower of an order's stream saw, across all its connections.
-struct FollowRecord: Sendable {
-    let orderID: String
+public struct FollowRecord: Sendable {
+    public let orderID: String
     /// The snapshot's id on the first connection: the follower expects every event after it.
-    var snapshotID: Int64?
+    public var snapshotID: Int64?
     /// The ids of every event after the snapshot, in the order they arrived.
-    var received: [Int64] = []
-    var connections = 0
+    public var received: [Int64] = []
+    public var connections = 0
 }
 
 /// A count that several tasks bump and a test waits on.
-final class Counter: Sendable {
+public final class Counter: Sendable {
+    public init() {}
+
     private let value = Atomic<Int>(0)
 
-    func increment() { self.value.add(1, ordering: .relaxed) }
+    public func increment() { self.value.add(1, ordering: .relaxed) }
 
-    var count: Int { self.value.load(ordering: .relaxed) }
+    public var count: Int { self.value.load(ordering: .relaxed) }
 }
 
 /// Follows an order's stream as a browser's EventSource would, until `finish`: whenever a connection
@@ -29,7 +30,7 @@ final class Counter: Sendable {
 /// few events, up to `maximumDrops` times, to reconnect while events keep coming.
 ///
 /// - Parameter clients: the instances to connect to, in turn (one, or several behind "nginx").
-func follow(
+public func follow(
     _ order: CreatedOrder,
     via clients: [LoopbackHTTPClient],
     dropAfter: ClosedRange<Int>? = nil,
@@ -83,8 +84,44 @@ func follow(
 }
 
 /// Checks a follower got every event of its order's log after its snapshot, once each, in order.
-func expectComplete(_ record: FollowRecord, in database: TestDatabase) async throws -> Bool {
+public func expectComplete(_ record: FollowRecord, in database: TestDatabase) async throws -> Bool {
     guard let snapshotID = record.snapshotID else { return false }
     let expected = try await logIDs(of: record.orderID, in: database).filter { $0 > snapshotID }
     return record.received == expected
+}
+
+/// One follower to start: its order, the instances it connects to in turn, and whether it hangs
+/// up on purpose after a few events (see ``follow(_:via:dropAfter:maximumDrops:within:onSnapshot:)``).
+public struct FollowerPlan: Sendable {
+    public let order: CreatedOrder
+    public let clients: [LoopbackHTTPClient]
+    public let dropAfter: ClosedRange<Int>?
+
+    public init(_ order: CreatedOrder, via clients: [LoopbackHTTPClient], dropAfter: ClosedRange<Int>? = nil) {
+        self.order = order
+        self.clients = clients
+        self.dropAfter = dropAfter
+    }
+}
+
+/// Starts every follower at once, runs `traffic` as soon as all of them have their snapshot, then
+/// waits for each to reach `finish` and returns what each saw.
+public func following(
+    _ plans: [FollowerPlan],
+    within timeout: Duration = .seconds(60),
+    traffic: @Sendable () async throws -> Void
+) async throws -> [FollowRecord] {
+    let connected = Counter()
+    return try await withThrowingTaskGroup(of: FollowRecord.self) { group in
+        for plan in plans {
+            group.addTask {
+                try await follow(plan.order, via: plan.clients, dropAfter: plan.dropAfter, within: timeout) {
+                    connected.increment()
+                }
+            }
+        }
+        try await eventually(within: .seconds(30), "\(plans.count) streams open") { connected.count == plans.count }
+        try await traffic()
+        return try await group.reduce(into: []) { $0.append($1) }
+    }
 }
