@@ -14,6 +14,9 @@ FORMAT_PATHS := Package.swift Sources Tests
 run: export PAYNOTIFY_API_KEYS ?= dev-merchant-key-0123456789
 run: export PAYNOTIFY_STREAM_SECRET ?= dev-stream-secret-not-for-production-0123456789
 run: export PAYNOTIFY_SANDBOX_SECRETS ?= dev-sandbox-secret
+run: export PAYNOTIFY_ADMIN_TOKEN ?= dev-admin-token-0123456789
+# The checkout demo at http://127.0.0.1:8080/ (its /demo endpoints exist only with this setting).
+run: export PAYNOTIFY_DEMO ?= true
 run: export PAYNOTIFY_STRIPE_SECRETS ?= whsec_dev_stripe_secret
 # WeChat Pay and Alipay sign with RSA: dev-keys makes a key pair for each under .data/dev-keys,
 # whose public halves these settings trust (and whose private halves only a simulator holds).
@@ -33,6 +36,7 @@ run: deps dev-keys
 	$(SWIFT) build -c release --product paynotify && \
 	echo "paynotify: serving on http://$${PAYNOTIFY_HOST:-127.0.0.1}:$${PAYNOTIFY_PORT:-8080}  (/healthz, /readyz)" && \
 	echo "paynotify: merchant API key $$PAYNOTIFY_API_KEYS, sandbox webhook secret $$PAYNOTIFY_SANDBOX_SECRETS (development only)" && \
+	echo "paynotify: checkout demo on /, ops page on /ops (admin token $$PAYNOTIFY_ADMIN_TOKEN)" && \
 	exec .build/release/paynotify serve
 
 ## test: a throwaway database, the format check and every test.

@@ -16,6 +16,7 @@ public import Postgres
 ///   - `PAYNOTIFY_MIGRATIONS_DIR`: where the `NNNN_name.sql` files are. Default `migrations`.
 ///   - `PAYNOTIFY_MIGRATE_ON_START`: apply pending migrations before serving. Default `true`.
 ///   - `PAYNOTIFY_LOG_LEVEL`: `trace` … `critical`. Default `info`.
+///   - `PAYNOTIFY_LOG_FORMAT`: `text`, or `json` for one JSON object a line. Default `text`.
 ///   - `PAYNOTIFY_API_KEYS` (required): merchant API keys, comma-separated (several for rotation), 16+ characters each.
 ///   - `PAYNOTIFY_STREAM_SECRET` (required): the key of the stream tokens, 32+ characters.
 ///   - `PAYNOTIFY_WEBHOOK_TOLERANCE_SECONDS`: how far a signed webhook timestamp may be from now. Default `300`.
@@ -39,6 +40,8 @@ public import Postgres
 ///   - `PAYNOTIFY_TRUSTED_PROXIES`: addresses or CIDR ranges (comma-separated) whose
 ///     `X-Forwarded-For` is believed. Default none.
 ///   - `PAYNOTIFY_ADMIN_TOKEN`: the ops stream's token, 16+ characters; unset disables the ops stream.
+///   - `PAYNOTIFY_DEMO`: serve the checkout demo's endpoints (`/demo/…`), which create sandbox orders
+///     and sign sandbox deliveries. Development only; needs `PAYNOTIFY_SANDBOX_SECRETS`. Default `false`.
 public struct AppConfiguration: Sendable {
     public var host: String
     public var port: Int
@@ -48,6 +51,7 @@ public struct AppConfiguration: Sendable {
     public var migrationsDirectory: String
     public var migrateOnStart: Bool
     public var logLevel: Logger.Level
+    public var logFormat: LogFormat
     public var apiKeys: [String]
     public var streamSecret: String
     public var webhookTolerance: Int
@@ -70,6 +74,7 @@ public struct AppConfiguration: Sendable {
     public var maximumStreamsPerOrder: Int
     public var trustedProxies: [IPAddressRange]
     public var adminToken: String?
+    public var demo: Bool
 
     /// Reads and validates the configuration.
     ///
@@ -101,7 +106,8 @@ public struct AppConfiguration: Sendable {
         )
         self.migrationsDirectory = reader.string("PAYNOTIFY_MIGRATIONS_DIR") ?? "migrations"
         self.migrateOnStart = try reader.boolean("PAYNOTIFY_MIGRATE_ON_START", default: true)
-        self.logLevel = try reader.logLevel("PAYNOTIFY_LOG_LEVEL", default: .info)
+        self.logLevel = try reader.choice("PAYNOTIFY_LOG_LEVEL", default: .info)
+        self.logFormat = try reader.choice("PAYNOTIFY_LOG_FORMAT", default: .text)
         self.apiKeys = try reader.secrets("PAYNOTIFY_API_KEYS", minimumLength: 16, required: true)
         guard let streamSecret = reader.string("PAYNOTIFY_STREAM_SECRET") else {
             throw ConfigurationError(
@@ -143,6 +149,13 @@ public struct AppConfiguration: Sendable {
         self.maximumStreamsPerOrder = try reader.integer("PAYNOTIFY_MAX_STREAMS_PER_ORDER", default: 8, in: 1...10_000)
         self.trustedProxies = try Self.trustedProxies(reader)
         self.adminToken = try reader.secrets("PAYNOTIFY_ADMIN_TOKEN", minimumLength: 16, required: false).first
+        self.demo = try reader.boolean("PAYNOTIFY_DEMO", default: false)
+        if self.demo && self.sandboxSecrets.isEmpty {
+            throw ConfigurationError(
+                setting: "PAYNOTIFY_DEMO",
+                message: "needs the sandbox provider: set PAYNOTIFY_SANDBOX_SECRETS too (development only)"
+            )
+        }
     }
 }
 
@@ -252,6 +265,14 @@ extension AppConfiguration {
     }
 }
 
+/// How log records are written.
+public enum LogFormat: String, Sendable, CaseIterable {
+    /// swift-log's default: one readable line a record.
+    case text
+    /// One JSON object a line (``JSONLogHandler``).
+    case json
+}
+
 /// A setting that is missing or invalid; the message names it and never repeats a secret's value.
 public struct ConfigurationError: Error, Sendable, CustomStringConvertible {
     public let setting: String
@@ -317,12 +338,15 @@ struct SettingsReader {
         return values
     }
 
-    func logLevel(_ name: String, default defaultValue: Logger.Level) throws(ConfigurationError) -> Logger.Level {
+    /// One of an enumeration's raw values (case-insensitive).
+    func choice<T: RawRepresentable & CaseIterable>(_ name: String, default defaultValue: T) throws(ConfigurationError)
+        -> T where T.RawValue == String
+    {
         guard let text = self.string(name) else { return defaultValue }
-        guard let level = Logger.Level(rawValue: text.lowercased()) else {
-            let levels = Logger.Level.allCases.map(\.rawValue).joined(separator: ", ")
-            throw ConfigurationError(setting: name, message: "must be one of \(levels), not \"\(text)\"")
+        guard let value = T(rawValue: text.lowercased()) else {
+            let values = T.allCases.map(\.rawValue).joined(separator: ", ")
+            throw ConfigurationError(setting: name, message: "must be one of \(values), not \"\(text)\"")
         }
-        return level
+        return value
     }
 }

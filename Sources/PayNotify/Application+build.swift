@@ -66,12 +66,15 @@ public func buildApplication(
         )
     )
     let ops = OpsFeed(bufferSize: configuration.streamBufferSize, limit: configuration.maximumStreams)
-    let latency = DeliveryLatency()
+    let metrics = ServiceMetrics()
+    let latency = DeliveryLatency(observer: { metrics.delivered(after: $0) })
     let webhookCounters = WebhookCounters()
 
     let router = Router(context: AppRequestContext.self)
+    router.add(middleware: RequestIDMiddleware())
     router.add(middleware: JSONErrorMiddleware())
     HealthController(pool: pool, listener: listener).addRoutes(to: router)
+    MetricsController(metrics: metrics, hub: hub, ops: ops, pool: pool, listener: listener).addRoutes(to: router)
     StreamsController(
         streams: OrderStreams(hub: hub, store: store, settings: streamSettings, latency: latency),
         ops: ops,
@@ -80,22 +83,38 @@ public func buildApplication(
         settings: streamSettings,
         origins: configuration.allowedOrigins,
         addresses: ClientAddressResolver(trustedProxies: configuration.trustedProxies),
+        metrics: metrics,
         now: now
     ).addRoutes(to: router)
     let api = router.group("/v1")
-    WebhookController(
+    let webhooks = WebhookController(
         adapters: adapters,
         store: store,
         maximumBodyBytes: configuration.maximumBodyBytes,
         now: now,
-        counters: webhookCounters
-    ).addRoutes(to: api)
-    OrdersController(
+        counters: webhookCounters,
+        metrics: metrics
+    )
+    webhooks.addRoutes(to: api)
+    let orders = OrdersController(
         store: store,
         tokens: tokens,
         configuredProviders: Set(adapters.keys),
         maximumBodyBytes: configuration.maximumBodyBytes
-    ).addRoutes(to: api.group().add(middleware: MerchantAuthMiddleware(apiKeys: configuration.apiKeys)))
+    )
+    orders.addRoutes(to: api.group().add(middleware: MerchantAuthMiddleware(apiKeys: configuration.apiKeys)))
+    var sandbox = DeliverySimulator.Credentials()
+    sandbox.sandboxSecret = configuration.sandboxSecrets.first
+    DemoController(
+        enabled: configuration.demo,
+        orders: orders,
+        webhooks: webhooks,
+        store: store,
+        simulator: DeliverySimulator(credentials: sandbox),
+        maximumBodyBytes: configuration.maximumBodyBytes,
+        now: now
+    ).addRoutes(to: router)
+    try PagesController().addRoutes(to: router)
 
     var app = Application(
         router: router,

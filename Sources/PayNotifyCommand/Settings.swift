@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Logging
 import PayNotify
 
 /// Flags shared by the commands. Each overrides the environment variable named in its help, and is
@@ -20,7 +21,8 @@ struct Settings: ParsableArguments {
     @Option(help: "trace, debug, info, notice, warning, error or critical (PAYNOTIFY_LOG_LEVEL).")
     var logLevel: String?
 
-    /// The environment with the flags laid over it, validated.
+    /// The environment with the flags laid over it, validated; log records take the configured
+    /// format from here on.
     func configuration() throws -> AppConfiguration {
         var environment = ProcessInfo.processInfo.environment
         let flags = [
@@ -29,7 +31,11 @@ struct Settings: ParsableArguments {
         ]
         for case (let name, let value?) in flags { environment[name] = value }
         do {
-            return try AppConfiguration(environment: environment)
+            let configuration = try AppConfiguration(environment: environment)
+            if configuration.logFormat == .json {
+                LoggingSystem.bootstrap { JSONLogHandler(label: $0) }
+            }
+            return configuration
         } catch {
             // EX_CONFIG: the process refuses to start, saying which setting is wrong.
             FileHandle.standardError.write(Data("paynotify: configuration error: \(error)\n".utf8))

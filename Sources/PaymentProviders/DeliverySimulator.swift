@@ -39,23 +39,33 @@ public struct DeliverySimulator: Sendable {
     /// - Parameters:
     ///   - orderID: the order as the provider names it (our id, which WeChat Pay and Alipay call out_trade_no).
     ///   - paid: what the provider reports as paid; send the order's price unless testing a mismatch.
+    ///   - percent: for a sandbox `progress`, the percentage it reports.
     public func delivery(
         provider: Provider,
         orderID: String,
         outcome: Outcome,
         paid: Money,
         now: Date,
-        eventID: String = UUID().uuidString.lowercased()
+        eventID: String = UUID().uuidString.lowercased(),
+        percent: Int = 50
     ) throws(SimulationError) -> WebhookRequest {
         switch provider {
-        case .sandbox: try self.sandbox(orderID: orderID, outcome: outcome, paid: paid, now: now, eventID: eventID)
+        case .sandbox:
+            try self.sandbox(
+                orderID: orderID,
+                outcome: outcome,
+                paid: paid,
+                now: now,
+                eventID: eventID,
+                percent: percent
+            )
         case .stripe: try self.stripe(orderID: orderID, outcome: outcome, paid: paid, now: now, eventID: eventID)
         case .wechatpay: try self.wechatPay(orderID: orderID, outcome: outcome, paid: paid, now: now, eventID: eventID)
         case .alipay: try self.alipay(orderID: orderID, outcome: outcome, paid: paid, now: now, eventID: eventID)
         }
     }
 
-    private func sandbox(orderID: String, outcome: Outcome, paid: Money, now: Date, eventID: String)
+    private func sandbox(orderID: String, outcome: Outcome, paid: Money, now: Date, eventID: String, percent: Int)
         throws(SimulationError) -> WebhookRequest
     {
         guard let secret = self.credentials.sandboxSecret else {
@@ -69,7 +79,7 @@ public struct DeliverySimulator: Sendable {
             payload["currency"] = paid.currency
         }
         if outcome == .progress {
-            payload["progress"] = 50
+            payload["progress"] = percent
             payload["stage"] = "paying"
         }
         let body = try Self.json(payload)

@@ -67,6 +67,7 @@ public final class NotificationListener: Service, Sendable {
     private let continuation: AsyncStream<Event>.Continuation
     private let logger: Logger
     private let listening = Atomic<Bool>(false)
+    private let connections = Atomic<Int>(0)
     private let started = Atomic<Bool>(false)
 
     public init(configuration: Configuration, logger: Logger) {
@@ -80,6 +81,9 @@ public final class NotificationListener: Service, Sendable {
 
     /// True while the connection is up and listening on every channel.
     public var isListening: Bool { self.listening.load(ordering: .relaxed) }
+
+    /// How many times the listener has connected and listened; every one after the first is a reconnect.
+    public var connectionsMade: Int { self.connections.load(ordering: .relaxed) }
 
     /// Listens until graceful shutdown or cancellation.
     public func run() async throws {
@@ -123,6 +127,7 @@ public final class NotificationListener: Service, Sendable {
                 }
             case .reportGapAndListen:
                 self.listening.store(true, ordering: .relaxed)
+                self.connections.add(1, ordering: .relaxed)
                 self.logger.info("listening", metadata: ["channels": "\(self.configuration.channels)"])
                 let lost = self.deliver(from: connection!, wake: wake, gapPending: true)
                 self.listening.store(false, ordering: .relaxed)

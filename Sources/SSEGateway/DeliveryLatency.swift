@@ -19,13 +19,17 @@ public final class DeliveryLatency: Sendable {
     /// percentiles stay fair and memory stays bounded.
     private let capacity: Int
     private let samples = Mutex(Samples())
+    private let observer: @Sendable (Double) -> Void
 
-    public init(capacity: Int = 10_000) {
+    /// - Parameter observer: also told every delivery's latency in seconds (a metrics histogram).
+    public init(capacity: Int = 10_000, observer: @escaping @Sendable (Double) -> Void = { _ in }) {
         self.capacity = capacity
+        self.observer = observer
     }
 
     /// Records one delivery, `seconds` after its event was written.
     public func record(_ seconds: Double) {
+        self.observer(seconds)
         let milliseconds = Swift.max(0, seconds * 1000)
         self.samples.withLock { samples in
             samples.count += 1

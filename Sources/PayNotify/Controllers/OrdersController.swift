@@ -30,7 +30,7 @@ struct OrdersController {
 
     // MARK: Create
 
-    private struct CreateOrderRequest: Decodable {
+    struct CreateOrderRequest: Decodable {
         /// Read as any JSON value so `19.99` or `"1999"` get a message about the amount, not about the JSON.
         let amount: JSONValue?
         let currency: String?
@@ -64,7 +64,6 @@ struct OrdersController {
             context: context,
             limit: self.maximumBodyBytes
         )
-        let new = try self.validate(body)
         let idempotencyKey = try request.headers[HTTPField.Name("Idempotency-Key")!].map { key in
             guard (1...255).contains(key.utf8.count), key.utf8.allSatisfy({ (0x20...0x7e).contains($0) }) else {
                 throw APIError(
@@ -75,6 +74,13 @@ struct OrdersController {
             }
             return key
         }
+        return try await self.create(body, idempotencyKey: idempotencyKey)
+    }
+
+    /// Validates a create request and creates the order (or finds the one an identical earlier
+    /// request made). The checkout demo creates its sandbox orders through here too.
+    func create(_ body: CreateOrderRequest, idempotencyKey: String?) async throws -> Response {
+        let new = try self.validate(body)
         let canonical = CanonicalRequest(
             amount: new.price.amount,
             currency: new.price.currency,

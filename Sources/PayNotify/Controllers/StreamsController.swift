@@ -24,24 +24,31 @@ struct StreamsController {
     let settings: StreamSettings
     let origins: AllowedOrigins
     let addresses: ClientAddressResolver
+    let metrics: ServiceMetrics
     let now: @Sendable () -> Date
 
     func addRoutes(to router: Router<AppRequestContext>) {
         router.get("/v1/orders/{id}/events") { request, context in
-            try await self.orderStream(request, orderID: try context.parameters.require("id"), context: context)
+            try await self.countingRefusals {
+                try await self.orderStream(request, orderID: try context.parameters.require("id"), context: context)
+            }
         }
         router.get("/orderpay") { request, context in
-            guard let orderID = request.uri.queryParameters["payid"].map(String.init), !orderID.isEmpty else {
-                throw APIError(
-                    .badRequest,
-                    code: "missing_payid",
-                    message: "Name the order as ?payid=<order id>.",
-                    headers: self.corsHeaders(request)
-                )
+            try await self.countingRefusals {
+                guard let orderID = request.uri.queryParameters["payid"].map(String.init), !orderID.isEmpty else {
+                    throw APIError(
+                        .badRequest,
+                        code: "missing_payid",
+                        message: "Name the order as ?payid=<order id>.",
+                        headers: self.corsHeaders(request)
+                    )
+                }
+                return try await self.orderStream(request, orderID: orderID, context: context)
             }
-            return try await self.orderStream(request, orderID: orderID, context: context)
         }
-        router.get("/v1/ops/events") { request, context in try await self.opsStream(request, context: context) }
+        router.get("/v1/ops/events") { request, context in
+            try await self.countingRefusals { try await self.opsStream(request, context: context) }
+        }
         for path in ["/v1/orders/{id}/events", "/orderpay"] {
             router.on(RouterPath(path), method: .options) { request, _ in self.preflight(request) }
         }
@@ -96,6 +103,7 @@ struct StreamsController {
         case .finished:
             return Response(status: .noContent, headers: cors)
         case .stream(let session):
+            self.metrics.streamOpened(kind: "order")
             return self.eventStream(request, headers: cors) { write in
                 try await withGracefulShutdownHandler {
                     try await session.run(write: write)
@@ -166,12 +174,23 @@ struct StreamsController {
         } catch {
             throw Self.apiError(for: error, headers: [:])
         }
+        self.metrics.streamOpened(kind: "ops")
         return self.eventStream(request, headers: [:]) { write in
             try await withGracefulShutdownHandler {
                 try await subscription.run(feed: self.ops, settings: self.settings, write: write)
             } onGracefulShutdown: {
                 self.ops.end(subscription)
             }
+        }
+    }
+
+    /// Counts every refusal by its code for the metrics, then lets it answer.
+    private func countingRefusals(_ body: () async throws -> Response) async throws -> Response {
+        do {
+            return try await body()
+        } catch let error as APIError {
+            self.metrics.streamRefused(reason: error.code)
+            throw error
         }
     }
 

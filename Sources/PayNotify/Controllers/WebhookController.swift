@@ -20,6 +20,7 @@ struct WebhookController {
     /// Wall-clock time for the signatures' tolerance windows; tests inject their own.
     let now: @Sendable () -> Date
     let counters: WebhookCounters
+    let metrics: ServiceMetrics
     let alertThrottle = AlertThrottle(interval: 10)
 
     func addRoutes(to group: RouterGroup<some RequestContext>) {
@@ -31,7 +32,7 @@ struct WebhookController {
     private func receive(_ request: Request, provider name: String, context: some RequestContext) async throws
         -> Response
     {
-        guard let provider = Provider(rawValue: name), let adapter = self.adapters[provider] else {
+        guard let provider = Provider(rawValue: name), self.adapters[provider] != nil else {
             throw APIError(
                 .notFound,
                 code: "unknown_provider",
@@ -44,19 +45,32 @@ struct WebhookController {
             let name = field.name.canonicalName
             headers[name] = headers[name].map { "\($0), \(field.value)" } ?? field.value
         }
+        return try await self.handle(
+            WebhookRequest(headers: headers, body: Array(buffer: body)),
+            from: provider,
+            logger: context.logger
+        )
+    }
+
+    /// Verifies a delivery with its provider's adapter, records it in one transaction, and answers
+    /// as that provider expects. The webhook route and the demo's buttons both come through here.
+    ///
+    /// - Precondition: an adapter is configured for `provider`.
+    func handle(_ request: WebhookRequest, from provider: Provider, logger: Logger) async throws -> Response {
+        let started = ContinuousClock.now
+        let adapter = self.adapters[provider]!
         let delivery: WebhookDelivery
         do throws(WebhookRejection) {
-            delivery = try adapter.verify(WebhookRequest(headers: headers, body: Array(buffer: body)), now: self.now())
+            delivery = try adapter.verify(request, now: self.now())
             if let reason = OrderStore.unstorableReason(delivery) { throw WebhookRejection(.malformedPayload, reason) }
         } catch {
-            context.logger.warning(
+            logger.warning(
                 "webhook refused",
                 metadata: [
                     "provider": "\(provider.rawValue)", "reason": "\(error.reason.rawValue)",
                     "detail": "\(error.message)",
                 ]
             )
-            self.counters.record(error.reason.rawValue)
             if self.alertThrottle.shouldRaise(key: "\(provider.rawValue).\(error.reason.rawValue)") {
                 // An attacker can send refusals as fast as they like: alerts are throttled per
                 // provider and reason, and failing to store one must not change the answer.
@@ -67,12 +81,12 @@ struct WebhookController {
                     message: "\(provider.rawValue) webhook refused: \(error)"
                 )
             }
+            self.count(provider, error.reason.rawValue, since: started)
             return Self.response(adapter.failure(error))
         }
         do {
             let outcome = try await self.store.record(delivery)
-            self.counters.record(outcome.rawValue)
-            context.logger.info(
+            logger.info(
                 "webhook recorded",
                 metadata: [
                     "provider": "\(provider.rawValue)", "event_id": "\(delivery.eventID)",
@@ -80,15 +94,26 @@ struct WebhookController {
                     "order": "\(delivery.orderReference ?? "-")", "outcome": "\(outcome.rawValue)",
                 ]
             )
+            self.count(provider, outcome.rawValue, since: started)
             return Self.response(adapter.acknowledgement)
         } catch {
-            self.counters.record("not_recorded")
-            context.logger.error(
+            logger.error(
                 "webhook not recorded; the provider will retry",
                 metadata: ["provider": "\(provider.rawValue)", "error": "\(error)"]
             )
+            self.count(provider, "not_recorded", since: started)
             return Self.response(adapter.failure(nil))
         }
+    }
+
+    /// Counts an answered webhook for the metrics and the ops stream's per-second stats.
+    private func count(_ provider: Provider, _ outcome: String, since started: ContinuousClock.Instant) {
+        self.metrics.webhookHandled(
+            provider: provider.rawValue,
+            outcome: outcome,
+            duration: ContinuousClock.now - started
+        )
+        self.counters.record(outcome)
     }
 
     private static func response(_ reply: WebhookReply) -> Response {

@@ -1,0 +1,24 @@
+import Hummingbird
+import Postgres
+import SSEGateway
+
+/// `GET /metrics`: the Prometheus text exposition of ``ServiceMetrics``. Unauthenticated, like most
+/// scrape endpoints: keep it off the public side of the proxy (`deploy/nginx.conf` does).
+struct MetricsController {
+    let metrics: ServiceMetrics
+    let hub: StreamHub
+    let ops: OpsFeed
+    let pool: ConnectionPool
+    let listener: NotificationListener
+
+    func addRoutes(to router: Router<some RequestContext>) {
+        router.get("/metrics") { _, _ in
+            let text = self.metrics.exposition(hub: self.hub, ops: self.ops, pool: self.pool, listener: self.listener)
+            return Response(
+                status: .ok,
+                headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8", .cacheControl: "no-store"],
+                body: .init(byteBuffer: ByteBuffer(bytes: text))
+            )
+        }
+    }
+}

@@ -1,0 +1,110 @@
+import Metrics
+import Postgres
+import Prometheus
+import SSEGateway
+import Synchronization
+
+/// The service's Prometheus metrics (`GET /metrics`), recorded through swift-metrics into a
+/// registry of this application's own (not the process-wide `MetricsSystem`, so several
+/// applications in one process, as in the tests, never share counts).
+///
+/// Events are counted as they happen; levels (open streams, the pool, the listener) are read from
+/// their owners when the metrics are scraped.
+final class ServiceMetrics: Sendable {
+    private let registry: PrometheusCollectorRegistry
+    private let factory: PrometheusMetricsFactory
+    private let counters = Mutex<[String: Metrics.Counter]>([:])
+    private let webhookTimers = Mutex<[String: Timer]>([:])
+    private let deliveryLatency: Timer
+    /// What the pulled counters had reached at the last scrape (they only grow).
+    private let scraped = Mutex<(reconnects: Int, dropped: Int)>((0, 0))
+
+    init() {
+        let registry = PrometheusCollectorRegistry()
+        self.registry = registry
+        var factory = PrometheusMetricsFactory(registry: registry)
+        factory.defaultDurationHistogramBuckets = [
+            .microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10),
+            .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500),
+            .seconds(1), .milliseconds(2500), .seconds(5), .seconds(10),
+        ]
+        self.factory = factory
+        self.deliveryLatency = Timer(label: "paynotify_delivery_latency_seconds", dimensions: [], factory: factory)
+    }
+
+    // MARK: Counted as they happen
+
+    /// A webhook answered: its provider, outcome (`applied`, `duplicate`, `invalid_signature`…) and
+    /// handling time.
+    func webhookHandled(provider: String, outcome: String, duration: Duration) {
+        self.counter("paynotify_webhooks_total", [("provider", provider), ("outcome", outcome)]).increment()
+        let timer = self.webhookTimers.withLock { timers in
+            if let timer = timers[provider] { return timer }
+            let timer = Timer(
+                label: "paynotify_webhook_duration_seconds",
+                dimensions: [("provider", provider)],
+                factory: self.factory
+            )
+            timers[provider] = timer
+            return timer
+        }
+        timer.recordNanoseconds(duration.nanoseconds)
+    }
+
+    /// A stream (`order` or `ops`) was opened.
+    func streamOpened(kind: String) {
+        self.counter("paynotify_streams_opened_total", [("kind", kind)]).increment()
+    }
+
+    /// A stream request was refused, by the code of its answer (`invalid_token`, `streams_full`…).
+    func streamRefused(reason: String) {
+        self.counter("paynotify_streams_refused_total", [("reason", reason)]).increment()
+    }
+
+    /// An event reached a stream this long after its transaction began.
+    func delivered(after seconds: Double) {
+        self.deliveryLatency.recordNanoseconds(Int64(max(0, seconds) * 1e9))
+    }
+
+    // MARK: Scraped
+
+    /// The Prometheus text exposition, with the levels read now.
+    func exposition(hub: StreamHub, ops: OpsFeed, pool: ConnectionPool, listener: NotificationListener) -> [UInt8] {
+        let levels: [(String, [(String, String)], Int)] = [
+            ("paynotify_streams_open", [("kind", "order")], hub.openStreams),
+            ("paynotify_streams_open", [("kind", "ops")], ops.openStreams),
+            ("paynotify_db_pool_in_use", [], pool.statistics.inUse),
+            ("paynotify_db_pool_idle", [], pool.statistics.idle),
+            ("paynotify_db_pool_waiting", [], pool.statistics.waiting),
+            ("paynotify_listener_up", [], listener.isListening ? 1 : 0),
+        ]
+        for (label, dimensions, value) in levels {
+            Metrics.Gauge(label: label, dimensions: dimensions, factory: self.factory).record(value)
+        }
+        let reconnects = max(0, listener.connectionsMade - 1)
+        let dropped = hub.droppedStreams
+        let (newReconnects, newDrops) = self.scraped.withLock { last in
+            defer { last = (max(last.reconnects, reconnects), max(last.dropped, dropped)) }
+            return (max(0, reconnects - last.reconnects), max(0, dropped - last.dropped))
+        }
+        self.counter("paynotify_listener_reconnects_total", []).increment(by: newReconnects)
+        self.counter("paynotify_streams_dropped_total", []).increment(by: newDrops)
+        return self.registry.emitToBuffer()
+    }
+
+    private func counter(_ label: String, _ dimensions: [(String, String)]) -> Metrics.Counter {
+        let key = ([label] + dimensions.map { "\($0.0)=\($0.1)" }).joined(separator: "\u{1}")
+        return self.counters.withLock { counters in
+            if let counter = counters[key] { return counter }
+            let counter = Metrics.Counter(label: label, dimensions: dimensions, factory: self.factory)
+            counters[key] = counter
+            return counter
+        }
+    }
+}
+
+extension Duration {
+    fileprivate var nanoseconds: Int64 {
+        self.components.seconds * 1_000_000_000 + self.components.attoseconds / 1_000_000_000
+    }
+}
