@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # `make test`: a throwaway PostgreSQL cluster for this run (stopped and removed afterwards, even when
-# the tests fail), the format check, then `swift test`. Exits with the tests' status.
+# the tests fail), the format and deployment checks, then `swift test`. Exits with the tests' status.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scripts/install-deps.sh
+# The end-to-end tests run the real nginx, and the checkout page in Debian's headless Chromium.
+PAYNOTIFY_EXTRA_PACKAGES="nginx chromium chromium-driver ${PAYNOTIFY_EXTRA_PACKAGES:-}" scripts/install-deps.sh
 
 work=$(mktemp -d /tmp/paynotify-test.XXXXXX)
 cleanup() {
     # Clusters the tests made for themselves live under $work too.
     for cluster in "$work"/*/; do
-        scripts/pg-cluster.sh stop "$cluster" || true
+        [ -d "$cluster/data" ] && scripts/pg-cluster.sh stop "$cluster" || true
     done
     rm -rf "$work"
 }
@@ -24,6 +25,14 @@ echo "test database: $PAYNOTIFY_TEST_DATABASE_URL"
 
 echo "checking format (make fmt fixes it)"
 swift format lint --strict --recursive --parallel Package.swift Sources Tests
+scripts/check-deploy.sh
+
+# The end-to-end tests start the real binary, as deployed.
+swift build --product paynotify
+PAYNOTIFY_TEST_BINARY="$(swift build --show-bin-path)/paynotify"
+export PAYNOTIFY_TEST_BINARY
+export PAYNOTIFY_TEST_ARTIFACTS="${PAYNOTIFY_TEST_ARTIFACTS:-$PWD/.build/test-artifacts}"
+echo "test artifacts (screenshots): $PAYNOTIFY_TEST_ARTIFACTS"
 
 # A hung test must fail the run, not eat CI's whole time budget.
 timeout --signal=TERM --kill-after=30s "${PAYNOTIFY_TEST_TIMEOUT:-30m}" swift test "$@"

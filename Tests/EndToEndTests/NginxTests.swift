@@ -1,0 +1,68 @@
+import Foundation
+import Glibc
+import NIOHTTP1
+import PayNotifyClient
+import TestSupport
+import Testing
+
+@Suite("Through real nginx, two real instances")
+struct NginxTests {
+    /// Events pass through nginx as they happen: the first event of an open stream arrives well
+    /// before the next heartbeat (15 s), so nothing buffers it; the forwarded client address and the
+    /// request id get through.
+    @Test func eventsArriveUnbuffered() async throws {
+        try await Deployment.run { deployment in
+            let client = deployment.viaNginx
+            let order = try await client.createOrder()
+            try await client.stream(path: order.streamPath) { stream in
+                #expect(stream.status == 200)
+                #expect(stream.headers["Content-Type"].first == "text/event-stream; charset=utf-8")
+                #expect(try await stream.nextEvent()?.name == "status")
+                let sent = ContinuousClock.now
+                #expect(try await client.sandbox("processing", order: order.id).status == 200)
+                let processing = try await stream.nextEvent()
+                let latency = ContinuousClock.now - sent
+                #expect(processing?.json["status"] as? String == "processing")
+                #expect(latency < .seconds(2), "the event took \(latency) through nginx")
+            }
+            let echoed = try await client.send(method: .GET, path: "/healthz", headers: [("X-Request-ID", "e2e-abc")])
+            #expect(echoed.headers["X-Request-ID"].first == "e2e-abc")
+        }
+    }
+
+    /// One instance is SIGKILLed while streams are open on both: its clients reconnect with
+    /// Last-Event-ID through nginx to the other instance and miss nothing, while webhooks (retried
+    /// by the "provider" on a 5xx) keep coming.
+    @Test func streamsSurviveAnInstanceKilled() async throws {
+        try await Deployment.run { deployment in
+            let client = deployment.viaNginx
+            var orders: [CreatedOrder] = []
+            for _ in 0..<12 { orders.append(try await client.createOrder()) }
+            let plans = orders.flatMap { [FollowerPlan($0, via: [client]), FollowerPlan($0, via: [client])] }
+            let records = try await following(plans, within: .seconds(90)) { [orders] in
+                let perInstance = try await Self.openStreams(deployment)
+                #expect(perInstance.allSatisfy { $0 > 0 }, "streams per instance: \(perInstance)")
+                for percent in [10, 20] { try await client.sandboxToEvery(orders, "progress", progress: percent) }
+                deployment.instances[0].signal(SIGKILL)
+                for percent in [30, 40, 50] { try await client.sandboxToEvery(orders, "progress", progress: percent) }
+                try await client.sandboxToEvery(orders, "succeeded")
+            }
+            #expect(records.contains { $0.connections > 1 }, "no stream had to move")
+            for record in records {
+                #expect(try await expectComplete(record, in: deployment.database), "\(record)")
+                #expect(record.received.count == 7)  // five progress, succeeded, finish
+            }
+        }
+    }
+
+    /// Open order streams on each instance, from its own metrics.
+    static func openStreams(_ deployment: Deployment) async throws -> [Int] {
+        var counts: [Int] = []
+        for index in deployment.instancePorts.indices {
+            let text = try await deployment.direct(index).send(method: .GET, path: "/metrics").text
+            let line = text.split(separator: "\n").first { $0.hasPrefix(#"paynotify_streams_open{kind="order"}"#) }
+            counts.append(line.flatMap { $0.split(separator: " ").last }.flatMap { Int(Double($0) ?? -1) } ?? -1)
+        }
+        return counts
+    }
+}
