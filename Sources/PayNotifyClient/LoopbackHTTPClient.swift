@@ -27,22 +27,52 @@ public struct LoopbackHTTPClient: Sendable {
         self.group = group
     }
 
-    /// Sends one request and reads the whole answer.
+    /// Sends one request on a connection of its own and reads the whole answer.
     public func send(
         method: HTTPMethod,
         path: String,
         headers: [(String, String)] = [],
         body: [UInt8] = []
     ) async throws -> Response {
+        try await self.withConnection { connection in
+            try await connection.send(method: method, path: path, headers: headers, body: body)
+        }
+    }
+
+    /// Opens one keep-alive connection for `body`'s requests, one after another, and closes it
+    /// when `body` returns: what a provider or a load generator reusing connections does.
+    public func withConnection<T: Sendable>(_ body: (inout Connection) async throws -> T) async throws -> T {
         let channel = try await self.connect(receiveBufferSize: nil)
         return try await channel.executeThenClose { inbound, outbound in
-            try await self.writeRequest(method: method, path: path, headers: headers, body: body, to: outbound)
-            var iterator = inbound.makeAsyncIterator()
-            let head = try await Self.readHead(&iterator)
+            var connection = Connection(client: self, inbound: inbound.makeAsyncIterator(), outbound: outbound)
+            return try await body(&connection)
+        }
+    }
+
+    /// A keep-alive connection: requests go out one at a time, each answer read whole.
+    public struct Connection {
+        let client: LoopbackHTTPClient
+        var inbound: Inbound.AsyncIterator
+        let outbound: NIOAsyncChannelOutboundWriter<HTTPClientRequestPart>
+
+        public mutating func send(
+            method: HTTPMethod,
+            path: String,
+            headers: [(String, String)] = [],
+            body: [UInt8] = []
+        ) async throws -> Response {
+            try await self.client.writeRequest(
+                method: method,
+                path: path,
+                headers: headers,
+                body: body,
+                to: self.outbound
+            )
+            let head = try await LoopbackHTTPClient.readHead(&self.inbound)
             return Response(
                 status: Int(head.status.code),
                 headers: head.headers,
-                body: try await Self.readBody(&iterator)
+                body: try await LoopbackHTTPClient.readBody(&self.inbound)
             )
         }
     }
@@ -98,7 +128,7 @@ public struct LoopbackHTTPClient: Sendable {
         }
     }
 
-    private func writeRequest(
+    fileprivate func writeRequest(
         method: HTTPMethod,
         path: String,
         headers: [(String, String)],
@@ -116,7 +146,7 @@ public struct LoopbackHTTPClient: Sendable {
         try await outbound.write(.end(nil))
     }
 
-    private static func readHead(_ iterator: inout Inbound.AsyncIterator) async throws -> HTTPResponseHead {
+    fileprivate static func readHead(_ iterator: inout Inbound.AsyncIterator) async throws -> HTTPResponseHead {
         while let part = try await iterator.next() {
             if case .head(let head) = part, head.status != .continue { return head }
         }

@@ -39,7 +39,7 @@ public struct DeliverySimulator: Sendable {
     /// - Parameters:
     ///   - orderID: the order as the provider names it (our id, which WeChat Pay and Alipay call out_trade_no).
     ///   - paid: what the provider reports as paid; send the order's price unless testing a mismatch.
-    ///   - percent: for a sandbox `progress`, the percentage it reports.
+    ///   - percent: for a sandbox `progress`, the percentage it reports, and `stage` its stage.
     public func delivery(
         provider: Provider,
         orderID: String,
@@ -47,7 +47,8 @@ public struct DeliverySimulator: Sendable {
         paid: Money,
         now: Date,
         eventID: String = UUID().uuidString.lowercased(),
-        percent: Int = 50
+        percent: Int = 50,
+        stage: String = "paying"
     ) throws(SimulationError) -> WebhookRequest {
         switch provider {
         case .sandbox:
@@ -57,7 +58,7 @@ public struct DeliverySimulator: Sendable {
                 paid: paid,
                 now: now,
                 eventID: eventID,
-                percent: percent
+                progress: (percent, stage)
             )
         case .stripe: try self.stripe(orderID: orderID, outcome: outcome, paid: paid, now: now, eventID: eventID)
         case .wechatpay: try self.wechatPay(orderID: orderID, outcome: outcome, paid: paid, now: now, eventID: eventID)
@@ -65,9 +66,14 @@ public struct DeliverySimulator: Sendable {
         }
     }
 
-    private func sandbox(orderID: String, outcome: Outcome, paid: Money, now: Date, eventID: String, percent: Int)
-        throws(SimulationError) -> WebhookRequest
-    {
+    private func sandbox(
+        orderID: String,
+        outcome: Outcome,
+        paid: Money,
+        now: Date,
+        eventID: String,
+        progress: (percent: Int, stage: String)
+    ) throws(SimulationError) -> WebhookRequest {
         guard let secret = self.credentials.sandboxSecret else {
             throw SimulationError(description: "no sandbox secret configured")
         }
@@ -79,8 +85,8 @@ public struct DeliverySimulator: Sendable {
             payload["currency"] = paid.currency
         }
         if outcome == .progress {
-            payload["progress"] = percent
-            payload["stage"] = "paying"
+            payload["progress"] = progress.percent
+            payload["stage"] = progress.stage
         }
         let body = try Self.json(payload)
         let timestamp = Int(now.timeIntervalSince1970)

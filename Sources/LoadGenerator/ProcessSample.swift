@@ -1,0 +1,45 @@
+import Foundation
+
+/// A process's resident memory and CPU time, read from `/proc/<pid>/status` and `/proc/<pid>/stat`.
+public struct ProcessSample: Sendable, Hashable {
+    public let residentKilobytes: Int
+    /// User plus system CPU time.
+    public let cpuSeconds: Double
+
+    /// Samples `pid` now.
+    public static func read(pid: Int32) throws -> ProcessSample {
+        let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
+        let stat = try String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)
+        guard let rss = Self.residentKilobytes(status: status), let cpu = Self.cpuTicks(stat: stat) else {
+            throw LoadError("cannot read /proc/\(pid)")
+        }
+        return ProcessSample(residentKilobytes: rss, cpuSeconds: Double(cpu) / Double(sysconf(Int32(_SC_CLK_TCK))))
+    }
+
+    /// `VmRSS:  12345 kB` from `/proc/<pid>/status`.
+    static func residentKilobytes(status: String) -> Int? {
+        for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {
+            return line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first.flatMap { Int($0) }
+        }
+        return nil
+    }
+
+    /// utime + stime, in clock ticks, from `/proc/<pid>/stat`. The command name (field 2) is in
+    /// parentheses and may itself hold spaces and parentheses, so fields are counted after the last `)`.
+    static func cpuTicks(stat: String) -> Int? {
+        guard let close = stat.lastIndex(of: ")") else { return nil }
+        let fields = stat[stat.index(after: close)...].split(separator: " ", omittingEmptySubsequences: true)
+        // After the name: state is field 3, so utime (14) and stime (15) are at offsets 11 and 12.
+        guard fields.count > 12, let user = Int(fields[11]), let system = Int(fields[12]) else { return nil }
+        return user + system
+    }
+}
+
+/// A load run that could not be set up or measured.
+public struct LoadError: Error, CustomStringConvertible {
+    public let description: String
+
+    public init(_ description: String) {
+        self.description = description
+    }
+}
