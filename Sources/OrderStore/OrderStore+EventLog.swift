@@ -34,53 +34,42 @@ public struct StreamStart: Sendable, Hashable {
     public let finishEventID: Int64?
 }
 
-/// A notification on ``OrderStore/notificationChannel``: one transaction appended events to an
-/// order's log, from ``firstEventID`` on.
+/// A notification on ``OrderStore/notificationChannel``: these orders' logs grew. It names orders
+/// only; the relays read the events from the log, which is the truth.
 public struct Announcement: Sendable, Hashable {
-    public let orderID: String
-    public let firstEventID: Int64
-    /// The transaction's events in id order, when they fitted in the payload; otherwise `nil`, and
-    /// they are in the log from ``firstEventID`` on.
-    public let events: [OrderEvent]?
+    public let orderIDs: [String]
 
-    /// Reads a payload as ``OrderStore`` writes it; `nil` for anything else.
+    /// Reads a payload as ``ChangeNotifier`` writes it; `nil` for anything else.
     public init?(payload: String) {
         guard let wire = try? JSONDecoder().decode(Wire.self, from: Data(payload.utf8)) else { return nil }
-        self.orderID = wire.orderID
-        self.firstEventID = wire.from
-        self.events = wire.events?.map {
-            OrderEvent(
-                id: $0.id,
-                orderID: wire.orderID,
-                name: $0.event,
-                data: $0.data,
-                createdAt: Date(timeIntervalSince1970: $0.createdAt)
-            )
-        }
+        self.orderIDs = wire.orders
     }
 
-    /// The payload's JSON, as `OrderStore.notify` builds it.
-    private struct Wire: Decodable {
-        struct Event: Decodable {
-            let id: Int64
-            let event: String
-            let data: String
-            let createdAt: Double
-
-            enum CodingKeys: String, CodingKey {
-                case id, event, data
-                case createdAt = "created_at"
-            }
+    /// The payloads that name `orderIDs`, each at most `maximumBytes` long.
+    static func payloads(for orderIDs: [String], maximumBytes: Int) -> [String] {
+        let encoder = JSONEncoder()
+        var payloads: [String] = []
+        var batch: [String] = []
+        var size = #"{"orders":[]}"#.utf8.count
+        func flush() {
+            guard !batch.isEmpty, let data = try? encoder.encode(Wire(orders: batch)) else { return }
+            payloads.append(String(decoding: data, as: UTF8.self))
+            batch.removeAll()
+            size = #"{"orders":[]}"#.utf8.count
         }
-
-        let orderID: String
-        let from: Int64
-        let events: [Event]?
-
-        enum CodingKeys: String, CodingKey {
-            case from, events
-            case orderID = "order_id"
+        for id in orderIDs {
+            // Quotes and a comma around each id; our ids need no escaping (the schema's CHECK).
+            let cost = id.utf8.count + 3
+            if size + cost > maximumBytes { flush() }
+            batch.append(id)
+            size += cost
         }
+        flush()
+        return payloads
+    }
+
+    private struct Wire: Codable {
+        let orders: [String]
     }
 }
 

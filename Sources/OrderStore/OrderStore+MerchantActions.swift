@@ -8,7 +8,7 @@ extension OrderStore {
     /// - Returns: the new event's id.
     /// - Throws: ``OrderStoreError/orderNotFound``, ``OrderStoreError/orderFinished(_:)``.
     public func appendMerchantEvent(orderID: String, name: String, data: String) async throws -> Int64 {
-        try await self.pool.withTransaction { connection in
+        let eventID = try await self.pool.withTransaction { connection in
             guard let order = try Self.order(id: orderID, on: connection, lock: true) else {
                 throw OrderStoreError.orderNotFound
             }
@@ -16,32 +16,33 @@ extension OrderStore {
             guard !order.status.isFinal && order.status != .refunded else {
                 throw OrderStoreError.orderFinished(order.status)
             }
-            let eventID = try Self.appendEvent(orderID: orderID, name: name, data: data, on: connection)
-            try Self.notify(orderID: orderID, firstEventID: eventID, on: connection)
-            return eventID
+            return try Self.appendEvent(orderID: orderID, name: name, data: data, on: connection)
         }
+        self.announce([orderID])
+        return eventID
     }
 
     /// Cancels a pending order for the merchant; a repeated cancel answers with the canceled order.
     ///
     /// - Throws: ``OrderStoreError/orderNotFound``, ``OrderStoreError/notCancelable(_:)``.
     public func cancel(orderID: String) async throws -> Order {
-        try await self.pool.withTransaction { connection in
+        let (order, changed) = try await self.pool.withTransaction { connection -> (Order, Bool) in
             guard let order = try Self.order(id: orderID, on: connection, lock: true) else {
                 throw OrderStoreError.orderNotFound
             }
             var machine = OrderStateMachine(status: order.status, price: order.price)
             switch machine.cancelRequested() {
             case .cancel:
-                let eventID = try Self.changeStatus(orderID: orderID, from: order.status, to: .canceled, on: connection)
-                try Self.notify(orderID: orderID, firstEventID: eventID, on: connection)
-                return try Self.order(id: orderID, on: connection)!
+                try Self.changeStatus(orderID: orderID, from: order.status, to: .canceled, on: connection)
+                return (try Self.order(id: orderID, on: connection)!, true)
             case .alreadyCanceled:
-                return order
+                return (order, false)
             case .refuse(let current):
                 throw OrderStoreError.notCancelable(current)
             }
         }
+        if changed { self.announce([orderID]) }
+        return order
     }
 
     /// Expires up to `limit` pending orders whose deadline passed, oldest first, and returns how many.
@@ -49,7 +50,7 @@ extension OrderStore {
     /// Safe with many instances sweeping at once: `FOR UPDATE SKIP LOCKED` gives each order to one
     /// sweeper, and the state machine re-checks the status under the lock.
     public func expireDueOrders(limit: Int) async throws -> Int {
-        try await self.pool.withTransaction { connection in
+        let (due, expired) = try await self.pool.withTransaction { connection -> (Int, [String]) in
             let due = try connection.query(
                 """
                 SELECT \(Self.orderColumns) FROM orders
@@ -59,13 +60,16 @@ extension OrderStore {
                 """,
                 [limit]
             ).map(Self.order(from:))
+            var expired: [String] = []
             for order in due {
                 var machine = OrderStateMachine(status: order.status, price: order.price)
                 guard case .transition(let from, let to, _) = machine.expiryReached() else { continue }
-                let eventID = try Self.changeStatus(orderID: order.id, from: from, to: to, on: connection)
-                try Self.notify(orderID: order.id, firstEventID: eventID, on: connection)
+                try Self.changeStatus(orderID: order.id, from: from, to: to, on: connection)
+                expired.append(order.id)
             }
-            return due.count
+            return (due.count, expired)
         }
+        self.announce(expired)
+        return due
     }
 }

@@ -26,15 +26,17 @@ extension OrderStore {
     /// ``DeliveryOutcome/duplicate`` and rolls back), then write the status, events, alert and
     /// notification.
     public func record(_ delivery: WebhookDelivery) async throws -> DeliveryOutcome {
-        try await self.pool.withConnection { connection in
+        let (outcome, changed) = try await self.pool.withConnection { connection in
             do {
                 return try connection.transaction { connection in
                     try Self.record(delivery, on: connection)
                 }
             } catch DuplicateDelivery.found {
-                return .duplicate
+                return (.duplicate, nil)
             }
         }
+        self.announce(changed.map { [$0] } ?? [])
+        return outcome
     }
 
     /// Why the inbox could not hold this delivery, or `nil` when it can: the schema's limits (event
@@ -61,7 +63,10 @@ extension OrderStore {
         case found
     }
 
-    private static func record(_ delivery: WebhookDelivery, on connection: Connection) throws -> DeliveryOutcome {
+    /// Returns the outcome, and the order whose log grew, if any.
+    private static func record(_ delivery: WebhookDelivery, on connection: Connection) throws -> (
+        DeliveryOutcome, String?
+    ) {
         let order = try delivery.orderReference.flatMap { try Self.lockOrder(reference: $0, on: connection) }
         var machine = order.map { OrderStateMachine(status: $0.status, price: $0.price) }
         let action: OrderStateMachine.Action?
@@ -111,7 +116,7 @@ extension OrderStore {
                     on: connection
                 )
             }
-            return outcome
+            return (outcome, nil)
         }
         if let alert = action.alert {
             try Self.raiseAlert(
@@ -124,15 +129,14 @@ extension OrderStore {
         }
         switch action {
         case .transition(let from, let to, _):
-            let eventID = try Self.changeStatus(orderID: order.id, from: from, to: to, on: connection)
-            try Self.notify(orderID: order.id, firstEventID: eventID, on: connection)
+            try Self.changeStatus(orderID: order.id, from: from, to: to, on: connection)
+            return (outcome, order.id)
         case .progress:
-            let eventID = try Self.appendProgressEvent(orderID: order.id, event: event, on: connection)
-            try Self.notify(orderID: order.id, firstEventID: eventID, on: connection)
+            try Self.appendProgressEvent(orderID: order.id, event: event, on: connection)
+            return (outcome, order.id)
         case .reject, .ignore:
-            break
+            return (outcome, nil)
         }
-        return outcome
     }
 
     /// Locks the order a provider names: our id first, else the merchant's order id.
@@ -147,16 +151,13 @@ extension OrderStore {
     }
 
     /// Sets the status and appends its `status` event, and `finish` when the new status is final.
-    /// Returns the id of the first event appended (what ``notify(orderID:firstEventID:on:)`` takes).
     /// The order row must be locked.
-    static func changeStatus(orderID: String, from: OrderStatus, to: OrderStatus, on connection: Connection) throws
-        -> Int64
-    {
+    static func changeStatus(orderID: String, from: OrderStatus, to: OrderStatus, on connection: Connection) throws {
         try connection.execute(
             "UPDATE orders SET status = $2, updated_at = greatest(now(), updated_at) WHERE id = $1",
             [orderID, to.rawValue]
         )
-        let statusEventID = try Self.appendStatusEvent(orderID: orderID, previous: from, on: connection)
+        try Self.appendStatusEvent(orderID: orderID, previous: from, on: connection)
         if to.isFinal {
             try connection.execute(
                 """
@@ -166,21 +167,17 @@ extension OrderStore {
                 [orderID, to.rawValue]
             )
         }
-        return statusEventID
     }
 
-    private static func appendProgressEvent(orderID: String, event: PaymentEvent, on connection: Connection) throws
-        -> Int64
-    {
-        try connection.query(
+    private static func appendProgressEvent(orderID: String, event: PaymentEvent, on connection: Connection) throws {
+        try connection.execute(
             """
             INSERT INTO order_events (order_id, event, data)
             VALUES ($1, 'progress', jsonb_strip_nulls(jsonb_build_object(
                 'order_id', $1::text, 'stage', $2::text, 'percent', $3::int, 'message', $4::text)))
-            RETURNING id
             """,
             [orderID, event.stage, event.percent.map(Int32.init(clamping:)), event.message]
-        ).first!.decode(Int64.self, at: 0)
+        )
     }
 
     /// Records an alert and announces it on ``alertChannel``.

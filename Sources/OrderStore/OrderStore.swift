@@ -6,8 +6,8 @@ public import Postgres
 ///
 /// Whatever changes an order locks its row first (`SELECT … FOR UPDATE`) and appends to its event
 /// log in the same transaction, so the events of one order commit in id order and a replay by
-/// `id > Last-Event-ID` cannot skip one. Each transaction that appends events ends with
-/// `pg_notify` on ``notificationChannel``, delivered only if it commits.
+/// `id > Last-Event-ID` cannot skip one. Once such a transaction has committed, the order is
+/// announced to the ``ChangeNotifier``, which NOTIFYs every instance.
 public struct OrderStore: Sendable {
     /// The channel every instance listens on; the payload names the order and its newest event id.
     public static let notificationChannel = "order_events"
@@ -15,9 +15,13 @@ public struct OrderStore: Sendable {
     public static let alertChannel = "alerts"
 
     let pool: ConnectionPool
+    /// Told of every order whose log a committed transaction grew; `nil` announces nothing (tests
+    /// of the store alone).
+    let notifier: ChangeNotifier?
 
-    public init(pool: ConnectionPool) {
+    public init(pool: ConnectionPool, notifier: ChangeNotifier?) {
         self.pool = pool
+        self.notifier = notifier
     }
 
     // MARK: Orders
@@ -161,30 +165,23 @@ public struct OrderStore: Sendable {
         ).first!.decode(Int64.self, at: 0)
     }
 
-    /// Tells every instance that the order's log grew by the events from `firstEventID` on (this
-    /// transaction's). Delivered on commit only.
-    ///
-    /// The payload carries those events themselves (``Announcement``) when they fit PostgreSQL's
-    /// 8000-byte limit, so the relays of every instance need not read them back; otherwise it names
-    /// the order and the first id, and the relays read the log.
-    static func notify(orderID: String, firstEventID: Int64, on connection: Connection) throws {
+    /// Sends the notifications ``ChangeNotifier`` prepared, in one statement (one commit).
+    static func notify(_ payloads: [String], on connection: Connection) throws {
+        let array = String(decoding: try JSONEncoder().encode(payloads), as: UTF8.self)
         try connection.execute(
-            """
-            SELECT pg_notify($1, CASE WHEN octet_length(carried) <= $4 THEN carried
-                                 ELSE json_build_object('order_id', $2::text, 'from', $3::bigint)::text END)
-            FROM (
-                SELECT json_build_object('order_id', $2::text, 'from', $3::bigint, 'events', json_agg(
-                    json_build_object('id', id, 'event', event, 'data', data::text,
-                                      'created_at', extract(epoch FROM created_at)::float8) ORDER BY id))::text
-                FROM order_events WHERE order_id = $2 AND id >= $3
-            ) AS announcement (carried)
-            """,
-            [Self.notificationChannel, orderID, firstEventID, Self.maximumPayloadBytes]
+            "SELECT pg_notify($1, payload) FROM jsonb_array_elements_text($2::jsonb) AS payload",
+            [Self.notificationChannel, array]
         )
     }
 
     /// PostgreSQL refuses payloads of 8000 bytes or more; keep a margin.
     static let maximumPayloadBytes = 7900
+
+    /// Hands the orders whose logs a committed transaction grew to the notifier.
+    func announce(_ orderIDs: [String]) {
+        guard !orderIDs.isEmpty else { return }
+        self.notifier?.announce(orderIDs)
+    }
 }
 
 /// Order ids: `ord_` and 26 characters of base-32 randomness (130 bits), never derived from anything

@@ -31,6 +31,8 @@ public import Postgres
 ///   - `PAYNOTIFY_ALLOWED_ORIGINS`: origins whose pages may open streams (CORS), comma-separated, or `*`.
 ///     Default none (same-origin pages only).
 ///   - `PAYNOTIFY_HEARTBEAT_SECONDS`: a `: keepalive` comment after this much silence on a stream. Default `15`.
+///   - `PAYNOTIFY_RECOVERY_SECONDS`: how often every watched order's log is re-read, so an event whose
+///     notification was lost still arrives. Default `5`.
 ///   - `PAYNOTIFY_STREAM_MAX_SECONDS`: a stream ends after this long; the client resumes. Default `3600`.
 ///   - `PAYNOTIFY_STREAM_RETRY_MS`: the `retry:` a stream opens with. Default `3000`.
 ///   - `PAYNOTIFY_STREAM_BUFFER`: events and ticks a stream may hold unread before it is dropped. Default `64`.
@@ -66,6 +68,7 @@ public struct AppConfiguration: Sendable {
     public var expirySweepInterval: Duration
     public var allowedOrigins: AllowedOrigins
     public var heartbeat: Duration
+    public var recoveryInterval: Duration
     public var streamMaximumAge: Duration
     public var streamRetry: Duration
     public var streamBufferSize: Int
@@ -133,6 +136,7 @@ public struct AppConfiguration: Sendable {
         )
         self.allowedOrigins = try Self.allowedOrigins(reader)
         self.heartbeat = .seconds(try reader.integer("PAYNOTIFY_HEARTBEAT_SECONDS", default: 15, in: 1...300))
+        self.recoveryInterval = .seconds(try reader.integer("PAYNOTIFY_RECOVERY_SECONDS", default: 5, in: 1...300))
         self.streamMaximumAge = .seconds(
             try reader.integer("PAYNOTIFY_STREAM_MAX_SECONDS", default: 3600, in: 5...86_400)
         )

@@ -12,8 +12,9 @@ import SSEGateway
 /// database pool, the listener, the gateway and the HTTP routes. `paynotify serve` runs what
 /// this returns; the tests build the very same application.
 ///
-/// Services start in dependency order and stop in reverse: pool, listener, relay, expiry sweeper,
-/// ops stats, then the HTTP server (whose streams end first, each with a short `retry:`).
+/// Services start in dependency order and stop in reverse: pool, the notifier's pool and the
+/// notifier, listener, relay, expiry sweeper, ops stats, then the HTTP server (whose streams end
+/// first, each with a short `retry:`; the notifier sends what is left after the server stopped).
 ///
 /// - Parameter now: wall-clock time for webhook timestamp windows and stream tokens (tests inject theirs).
 public func buildApplication(
@@ -49,7 +50,13 @@ public func buildApplication(
         logger: logger
     )
 
-    let store = OrderStore(pool: pool)
+    // NOTIFY goes out on a connection of its own, off the webhooks' commit path (ChangeNotifier).
+    let notifierPool = ConnectionPool(
+        configuration: .init(connection: configuration.database, maximumConnections: 1),
+        logger: logger
+    )
+    let notifier = ChangeNotifier(pool: notifierPool, logger: logger)
+    let store = OrderStore(pool: pool, notifier: notifier)
     let adapters = try webhookAdapters(configuration)
     let tokens = StreamTokenSigner(secret: configuration.streamSecret)
     let streamSettings = StreamSettings(
@@ -126,8 +133,17 @@ public func buildApplication(
     )
     app.addServices(
         pool,
+        notifierPool,
+        notifier,
         listener,
-        Relay(notifications: listener.events, store: store, hub: hub, ops: ops, logger: logger),
+        Relay(
+            notifications: listener.events,
+            store: store,
+            hub: hub,
+            ops: ops,
+            recoveryInterval: configuration.recoveryInterval,
+            logger: logger
+        ),
         ExpirySweeper(store: store, interval: configuration.expirySweepInterval, batchSize: 500, logger: logger),
         OpsStatsReporter(
             ops: ops,

@@ -3,25 +3,30 @@ public import Logging
 public import OrderStore
 public import Postgres
 public import ServiceLifecycle
+import Synchronization
 
-/// Turns the listener's notifications into deliveries: reads the order's new events from the log
-/// (the log is the truth; a notification only says "look") and publishes them to the hub; reads
-/// announced alerts and broadcasts them to the ops streams; and ticks the hub every second for
-/// heartbeats and stream ages.
+/// Turns the listener's notifications into deliveries: reads the announced orders' new events from
+/// the log (the log is the truth; a notification only says "look") and publishes them to the hub;
+/// reads announced alerts and broadcasts them to the ops streams; and ticks the hub every second
+/// for heartbeats and stream ages.
 ///
-/// One task publishes, so the events of an order reach its streams in id order. After every
-/// listener gap (first connect, reconnect, or a consumer that fell behind) it re-reads, for every
-/// order with open streams, the events after the last id delivered there: a notification lost
-/// while the listener was down costs a little latency, never an event.
+/// Notifications are gathered as they arrive into what there is to do (the set of announced
+/// orders, the alerts, whether everything must be re-read), and one task does it: so a burst of
+/// notifications for one order costs one read, and the events of an order reach its streams in id
+/// order (each read starts after the last id delivered there).
 ///
-/// A failed read is retried with backoff until it succeeds or the service stops; meanwhile new
-/// notifications wait in the listener's bounded buffer (an overflow there becomes a gap).
+/// Everything watched is re-read from the last id delivered to it after every listener gap (first
+/// connect, reconnect, a consumer that fell behind) and every `recoveryInterval`: a notification
+/// lost on the way (the listener was down, or the instance that committed died before its NOTIFY)
+/// costs some latency, never an event. A failed read is retried with backoff until it succeeds or
+/// the service stops.
 public struct Relay: Service {
     private let notifications: AsyncStream<NotificationListener.Event>
     private let store: OrderStore
     private let hub: StreamHub
     private let ops: OpsFeed
     private let tickInterval: Duration
+    private let recoveryInterval: Duration
     private let logger: Logger
 
     public init(
@@ -30,6 +35,7 @@ public struct Relay: Service {
         hub: StreamHub,
         ops: OpsFeed,
         tickInterval: Duration = .seconds(1),
+        recoveryInterval: Duration = .seconds(5),
         logger: Logger
     ) {
         self.notifications = notifications
@@ -37,25 +43,56 @@ public struct Relay: Service {
         self.hub = hub
         self.ops = ops
         self.tickInterval = tickInterval
+        self.recoveryInterval = recoveryInterval
         self.logger = logger
     }
 
+    /// What there is to do, gathered while the relay was busy.
+    private struct Work: Sendable {
+        var announced: Set<String> = []
+        var alerts: [Int64] = []
+        /// Re-read every watched order: a gap, a periodic recovery, or too much announced to track.
+        var rereadAll = false
+        var gaps = 0
+
+        /// Past this many announced orders, re-reading everything watched is cheaper to track.
+        static let maximumAnnounced = 100_000
+    }
+
     public func run() async throws {
+        let work = Gathered()
+        let (doorbell, ring) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.tickUntilCancelled() }
-            await cancelWhenGracefulShutdown {
-                var gaps = 0
+            group.addTask {
                 for await event in self.notifications {
-                    switch event {
-                    case .gap:
-                        gaps += 1
-                        await self.resynchronise(afterReconnect: gaps > 1)
-                    case .notification(let notification) where notification.channel == OrderStore.notificationChannel:
-                        await self.relay(notification)
-                    case .notification(let notification) where notification.channel == OrderStore.alertChannel:
-                        await self.broadcastAlert(notification)
-                    case .notification:
-                        continue
+                    work.withLock { Self.gather(event, into: &$0) }
+                    ring.yield()
+                }
+                ring.finish()
+            }
+            group.addTask {
+                while (try? await Task.sleep(for: self.recoveryInterval)) != nil {
+                    work.withLock { $0.rereadAll = true }
+                    ring.yield()
+                }
+            }
+            await cancelWhenGracefulShutdown {
+                var reconnects = -1  // the first gap is the first connect
+                for await _ in doorbell {
+                    let next = work.withLock { work in
+                        defer { work = Work() }
+                        return work
+                    }
+                    if next.rereadAll {
+                        await self.reread(self.hub.watchedOrders())
+                    } else if !next.announced.isEmpty {
+                        await self.reread(self.hub.cursors(for: next.announced))
+                    }
+                    for id in next.alerts { await self.broadcastAlert(id: id) }
+                    if next.gaps > 0 {
+                        reconnects += next.gaps
+                        if reconnects > 0 { self.listenerRegained() }
                     }
                 }
             }
@@ -63,51 +100,52 @@ public struct Relay: Service {
         }
     }
 
-    // MARK: Order events
+    /// The work the listener's events and the clock leave for the relay's task.
+    private final class Gathered: Sendable {
+        private let work = Mutex(Work())
 
-    private func relay(_ notification: NotificationListener.Notification) async {
-        guard let announcement = Announcement(payload: notification.payload) else {
-            self.logger.warning("unreadable order_events payload", metadata: ["payload": "\(notification.payload)"])
-            return
-        }
-        guard let delivered = self.hub.lastDelivered(orderID: announcement.orderID) else { return }
-        if let events = announcement.events {
-            let fresh = events.filter { $0.id > delivered }
-            if !fresh.isEmpty { self.hub.publish(fresh) }
-            return
-        }
-        // With nothing delivered to this order yet, its streams replayed the log themselves after
-        // registering, and the events before this transaction's were announced (and relayed)
-        // earlier: read from its first event. Announcements of one order arrive in commit order,
-        // which is id order.
-        var after = delivered > 0 ? delivered : announcement.firstEventID - 1
-        while let page = await self.retrying(
-            "read order events",
-            {
-                try await self.store.events(orderID: announcement.orderID, after: after, limit: Self.pageSize)
+        func withLock<T: Sendable>(_ body: (inout Work) -> T) -> T { self.work.withLock { body(&$0) } }
+    }
+
+    private static func gather(_ event: NotificationListener.Event, into work: inout Work) {
+        switch event {
+        case .gap:
+            work.gaps += 1
+            work.rereadAll = true
+        case .notification(let notification) where notification.channel == OrderStore.notificationChannel:
+            guard let announcement = Announcement(payload: notification.payload) else {
+                // An instance of another version, perhaps: the periodic re-read covers it.
+                work.rereadAll = true
+                return
             }
-        ) {
-            if !page.isEmpty { self.hub.publish(page) }
-            guard page.count == Self.pageSize, let last = page.last else { return }
-            after = last.id
+            work.announced.formUnion(announcement.orderIDs)
+            if work.announced.count > Work.maximumAnnounced {
+                work.announced = []
+                work.rereadAll = true
+            }
+        case .notification(let notification) where notification.channel == OrderStore.alertChannel:
+            if let id = Int64(notification.payload) { work.alerts.append(id) }
+        case .notification:
+            break
         }
     }
 
-    /// Events read from the log per order and query.
-    private static let pageSize = 500
+    // MARK: Order events
 
-    /// Re-reads the log of every watched order from the last id delivered to it.
-    private func resynchronise(afterReconnect: Bool) async {
-        var cursors = self.hub.watchedOrders()
-        let watched = cursors.count
+    /// Events read from the log per order and query, and orders per query.
+    private static let pageSize = 500
+    private static let ordersPerRead = 1000
+
+    /// Reads each order's log after its cursor (the last id delivered to its streams) and
+    /// publishes what is new.
+    private func reread(_ cursors: [String: Int64]) async {
+        var cursors = cursors
         while !cursors.isEmpty {
-            let batch = Dictionary(uniqueKeysWithValues: cursors.prefix(1000).map { ($0.key, $0.value) })
+            let batch = Dictionary(uniqueKeysWithValues: cursors.prefix(Self.ordersPerRead).map { ($0.key, $0.value) })
             guard
                 let events = await self.retrying(
-                    "re-read order events",
-                    {
-                        try await self.store.events(after: batch, limitPerOrder: Self.pageSize)
-                    }
+                    "read order events",
+                    { try await self.store.events(after: batch, limitPerOrder: Self.pageSize) }
                 )
             else { return }
             for key in batch.keys { cursors[key] = nil }
@@ -116,20 +154,22 @@ public struct Relay: Service {
                 if orderEvents.count == Self.pageSize, let last = orderEvents.last { cursors[orderID] = last.id }
             }
         }
-        guard afterReconnect else { return }
-        self.logger.notice("listener reconnected; streams re-read the log", metadata: ["orders": "\(watched)"])
+    }
+
+    private func listenerRegained() {
+        let watched = self.hub.openStreams
+        self.logger.notice("listener reconnected; streams re-read the log", metadata: ["streams": "\(watched)"])
         self.ops.publish(
             Self.localAlert(
                 kind: "listener_regained",
-                message: "The LISTEN connection was lost and is back; \(watched) watched orders re-read the log."
+                message: "The LISTEN connection was lost and is back; \(watched) open streams re-read the log."
             )
         )
     }
 
     // MARK: Alerts and ticks
 
-    private func broadcastAlert(_ notification: NotificationListener.Notification) async {
-        guard let id = Int64(notification.payload) else { return }
+    private func broadcastAlert(id: Int64) async {
         guard let alert = await self.retrying("read alert", { try await self.store.alert(id: id) }) ?? nil else {
             return
         }

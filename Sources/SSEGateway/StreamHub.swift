@@ -152,16 +152,18 @@ public final class StreamHub: Sendable {
         for stream in streams { self.offer([.tick], to: stream) }
     }
 
-    /// The newest id delivered to an order's streams: `nil` when it has no open stream, 0 when
-    /// nothing was delivered to it yet.
-    public func lastDelivered(orderID: String) -> Int64? {
+    /// The newest id delivered to each of `orderIDs` that has open streams (0 when nothing was yet):
+    /// where the relay reads an announced order's log from.
+    public func cursors(for orderIDs: some Sequence<String>) -> [String: Int64] {
         self.state.withLock { state in
-            state.streams[orderID] == nil ? nil : state.lastDelivered[orderID] ?? 0
+            var cursors: [String: Int64] = [:]
+            for id in orderIDs where state.streams[id] != nil { cursors[id] = state.lastDelivered[id] ?? 0 }
+            return cursors
         }
     }
 
-    /// Every order with open streams, and ``lastDelivered(orderID:)`` for it: what the relay re-reads
-    /// after the listener reports a gap.
+    /// Every order with open streams, and the newest id delivered to it: what the relay re-reads
+    /// after a listener gap and periodically.
     public func watchedOrders() -> [String: Int64] {
         self.state.withLock { state in
             Dictionary(uniqueKeysWithValues: state.streams.keys.map { ($0, state.lastDelivered[$0] ?? 0) })

@@ -16,7 +16,7 @@ private func withStore<T: Sendable>(
         configuration: .init(connection: database.configuration, maximumConnections: maximumConnections),
         logger: Logger(label: "test")
     )
-    return try await withRunning(pool) { pool in try await body(OrderStore(pool: pool), database) }
+    return try await withRunning(pool) { pool in try await body(OrderStore(pool: pool, notifier: nil), database) }
 }
 
 private let price = Money(amount: 1999, currency: "CNY")

@@ -63,9 +63,7 @@ struct StreamHubTests {
         hub.publish(events("a", 7...9))
         hub.publish(events("c", 1...1))  // no stream: not watched
         #expect(hub.watchedOrders() == ["a": 9, "b": 0])
-        #expect(hub.lastDelivered(orderID: "a") == 9)
-        #expect(hub.lastDelivered(orderID: "b") == 0)
-        #expect(hub.lastDelivered(orderID: "c") == nil)
+        #expect(hub.cursors(for: ["a", "b", "c"]) == ["a": 9, "b": 0])
         hub.unsubscribe(a)
         #expect(hub.watchedOrders() == ["b": 0])
         withExtendedLifetime(b) {}
