@@ -7,7 +7,7 @@ PG_PORT ?= 54329
 DEV_KEYS := $(CURDIR)/.data/dev-keys
 FORMAT_PATHS := Package.swift Sources Tests
 
-.PHONY: run test build fmt lint deps db-start db-stop dev-keys
+.PHONY: run test bench build fmt lint deps db-start db-stop dev-keys
 
 # Development settings for `make run` only, each overridable from the environment. A deployment
 # sets its own secrets (README, "Configuration").
@@ -42,6 +42,11 @@ run: deps dev-keys
 ## test: a throwaway database, the format check and every test.
 test:
 	@scripts/test.sh
+
+## bench: release build, a dedicated durable PostgreSQL in .build-bench/, the load generator's
+## benchmarks each beside pgbench's ceiling, and a PASS/MISS summary (bench/run.sh says more).
+bench: deps
+	@bash bench/run.sh
 
 build: deps
 	$(SWIFT) build

@@ -18,6 +18,18 @@ import Glibc
 public final class Connection {
     private let handle: OpaquePointer
     private var isClosed = false
+    /// Statements prepared on this connection, by text and parameter types (a `NULL` has no type,
+    /// so the same text with a `NULL` where a value was is another statement).
+    private var prepared: [PreparedKey: String] = [:]
+
+    private struct PreparedKey: Hashable {
+        let sql: String
+        let types: [Oid]
+    }
+
+    /// A connection keeps at most this many prepared statements; past it, statements run unprepared.
+    /// The service's own statements are far fewer; the bound keeps ad-hoc SQL from growing it.
+    static let maximumPrepared = 256
 
     private init(handle: OpaquePointer) {
         self.handle = handle
@@ -64,17 +76,36 @@ public final class Connection {
     /// Runs one statement with parameters bound to `$1`, `$2`, … and returns its rows.
     ///
     /// Parameters never become part of the SQL text, so quotes or `'; DROP TABLE` in a value are
-    /// just data. Results are read in binary format.
+    /// just data. Results are read in binary format. The statement is prepared on this connection
+    /// the first time it runs (per parameter types), and later runs skip parsing and planning:
+    /// measured in BENCHMARKS.md, the parser was the server's largest cost per webhook.
     ///
     /// - Throws: ``PostgresError/Kind/server`` with the SQLSTATE when the server refuses the
     ///   statement; ``PostgresError/Kind/connectionBroken`` when the connection fails under it.
     @discardableResult
     public func query(_ sql: String, _ parameters: [any PostgresEncodable] = []) throws(PostgresError) -> QueryResult {
         let bindings = parameters.map(\.postgresBinding)
+        let name = try self.preparedName(sql, bindings)
         let result = try withParameterArrays(bindings) { types, values, lengths, formats in
-            PQexecParams(self.handle, sql, Int32(bindings.count), types, values, lengths, formats, 1)
+            if let name {
+                PQexecPrepared(self.handle, name, Int32(bindings.count), values, lengths, formats, 1)
+            } else {
+                PQexecParams(self.handle, sql, Int32(bindings.count), types, values, lengths, formats, 1)
+            }
         }
         return try self.consume(result)
+    }
+
+    /// The name of the statement prepared for `sql` with these parameter types, preparing it on
+    /// first use; `nil` once the connection holds ``maximumPrepared``.
+    private func preparedName(_ sql: String, _ bindings: [PostgresBinding]) throws(PostgresError) -> String? {
+        let key = PreparedKey(sql: sql, types: bindings.map(\.type.rawValue))
+        if let name = self.prepared[key] { return name }
+        guard self.prepared.count < Self.maximumPrepared else { return nil }
+        let name = "paynotify_\(self.prepared.count + 1)"
+        try self.consume(PQprepare(self.handle, name, sql, Int32(key.types.count), key.types))
+        self.prepared[key] = name
+        return name
     }
 
     /// Runs one statement and returns how many rows it inserted, updated or deleted.

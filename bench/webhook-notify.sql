@@ -1,0 +1,46 @@
+-- pgbench script: the service's webhook transaction (OrderStore.record, a sandbox `processing`
+-- delivery that moves the order), statement for statement, WITH the service's pg_notify before
+-- COMMIT. Identical to webhook.sql otherwise; keep the two in step.
+--
+--   pgbench -n -M extended -f bench/webhook-notify.sql -D orders=2000 -c 32 -j 2 -T 15 URL
+--
+-- -M extended is required: the service sends every statement with PQexecParams (extended protocol,
+-- unnamed statement, text parameters), and the order id read by the first statement (\gset) is
+-- bound as a text parameter, as the service binds it; simple mode would paste it unquoted.
+-- Orders ord_bench_<n, 22 digits> for n in 1..orders come from bench/seed.sql. The status is set to
+-- 'processing' every time so every CHECK holds however often an order is hit; provider_event_id is
+-- random per transaction (and carries the client id), so runs never collide in the inbox.
+\set n random(1, :orders)
+\set evt random(1, 1000000000000000)
+BEGIN;
+-- lockOrder: the service's text, with its $1 (the provider's order reference) computed from :n.
+SELECT id, merchant_order_id, amount, currency, provider, status, description, metadata::text, expires_at,
+    created_at, updated_at FROM orders WHERE id = ('ord_bench_' || lpad(:n::text, 22, '0')) OR merchant_order_id = ('ord_bench_' || lpad(:n::text, 22, '0'))
+ORDER BY (id = ('ord_bench_' || lpad(:n::text, 22, '0'))) DESC LIMIT 1 FOR UPDATE \gset order_
+-- The inbox row, with a sandbox body of about 200 bytes as raw_body (built with json_build_object:
+-- pgbench would take a colon inside a string literal for a variable).
+INSERT INTO webhook_inbox (provider, provider_event_id, order_reference, order_id, event_type, outcome, raw_body)
+VALUES ('sandbox', 'evt_bench_' || :evt::text || '_' || :client_id::text, :order_id, :order_id, 'payment.processing', 'applied',
+    convert_to(json_build_object('id', 'evt_bench_' || :evt::text || '_' || :client_id::text, 'type', 'payment.processing',
+        'order_id', :order_id::text, 'amount', 1999, 'currency', 'CNY', 'progress', NULL, 'stage', NULL)::text, 'UTF8'))
+ON CONFLICT (provider, provider_event_id) DO NOTHING
+RETURNING id;
+-- changeStatus: the status, then appendStatusEvent (its event built from the order row as it is now).
+UPDATE orders SET status = 'processing', updated_at = greatest(now(), updated_at) WHERE id = :order_id;
+INSERT INTO order_events (order_id, event, data)
+SELECT id, 'status', jsonb_build_object(
+    'order_id', id, 'status', status, 'previous', :order_status::text, 'amount', amount, 'currency', currency,
+    'updated_at', updated_at)
+FROM orders WHERE id = :order_id
+RETURNING id \gset event_
+-- notify: the service's statement (OrderStore.notify), channel order_events, the payload carrying
+-- this transaction's event (about 370 bytes with these ids), delivered only on commit.
+SELECT pg_notify('order_events', CASE WHEN octet_length(carried) <= 7900 THEN carried
+                     ELSE json_build_object('order_id', :order_id::text, 'from', :event_id::bigint)::text END)
+FROM (
+    SELECT json_build_object('order_id', :order_id::text, 'from', :event_id::bigint, 'events', json_agg(
+        json_build_object('id', id, 'event', event, 'data', data::text,
+                          'created_at', extract(epoch FROM created_at)::float8) ORDER BY id))::text
+    FROM order_events WHERE order_id = :order_id AND id >= :event_id
+) AS announcement (carried);
+COMMIT;
