@@ -181,6 +181,25 @@ struct StreamLimitTests {
         }
     }
 
+    /// A client that hangs up frees its stream at once (its place under the limits, its memory),
+    /// without waiting for a write to fail.
+    @Test func aClientThatLeavesIsForgotten() async throws {
+        try await withLiveApp(overrides: ["PAYNOTIFY_MAX_STREAMS_PER_ORDER": "1"]) { client, _ in
+            let order = try await client.createOrder()
+            for _ in 0..<3 {
+                try await client.stream(path: order.streamPath) { stream in
+                    #expect(stream.status == 200)
+                    _ = try await stream.nextEvent()
+                }
+                try await eventually(within: .seconds(2), "the stream is gone") {
+                    try await client.send(method: .GET, path: "/metrics").text.contains(
+                        #"paynotify_streams_open{kind="order"} 0.0"#
+                    )
+                }
+            }
+        }
+    }
+
     /// On graceful shutdown an open stream gets a short `retry:` and is ended, so its browser
     /// reconnects (to another instance) at once.
     @Test func shutdownEndsStreamsWithAShortRetry() async throws {
