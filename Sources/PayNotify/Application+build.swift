@@ -70,7 +70,9 @@ public func buildApplication(
             total: configuration.maximumStreams,
             perAddress: configuration.maximumStreamsPerAddress,
             perOrder: configuration.maximumStreamsPerOrder
-        )
+        ),
+        heartbeat: configuration.heartbeat,
+        maximumAge: configuration.streamMaximumAge
     )
     let ops = OpsFeed(bufferSize: configuration.streamBufferSize, limit: configuration.maximumStreams)
     let metrics = ServiceMetrics()

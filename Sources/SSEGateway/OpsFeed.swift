@@ -6,7 +6,8 @@ import Synchronization
 /// `onOverflow` closes the connection) instead of slowing the broadcast.
 public final class OpsFeed: Sendable {
     public enum Signal: Sendable, Hashable {
-        case event(ServerSentEvent)
+        /// An event, already in its wire form: encoded once however many streams it goes to.
+        case event(String)
         /// End the stream now, with a short `retry:` (the server is stopping).
         case end
     }
@@ -68,7 +69,9 @@ public final class OpsFeed: Sendable {
     /// Sends an event to every ops stream. Never waits.
     public func publish(_ event: ServerSentEvent) {
         let streams = self.state.withLock { Array($0.streams.values) }
-        for stream in streams { Self.offer(.event(event), to: stream) }
+        guard !streams.isEmpty else { return }
+        let signal = Signal.event(ServerSentEventEncoder.encode(event))
+        for stream in streams { Self.offer(signal, to: stream) }
     }
 
     public var openStreams: Int { self.state.withLock { $0.streams.count } }
@@ -87,8 +90,8 @@ extension OpsFeed.Subscription {
         try await write(ServerSentEventEncoder.retry(settings.retry))
         for await signal in self.signals {
             switch signal {
-            case .event(let event):
-                try await write(ServerSentEventEncoder.encode(event))
+            case .event(let text):
+                try await write(text)
             case .end:
                 try await write(ServerSentEventEncoder.retry(settings.shutdownRetry))
                 return

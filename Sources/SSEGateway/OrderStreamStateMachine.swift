@@ -53,14 +53,16 @@ public struct OrderStreamStateMachine: Sendable, Hashable {
         return isFinish ? .sendAndEnd : .send
     }
 
-    /// The hub's clock ticked.
+    /// The hub ticked: it has handed this stream nothing for a heartbeat interval (or the stream
+    /// is old). The hub does not see what the stream wrote itself (the snapshot, the replay), so a
+    /// keepalive goes out unless the stream wrote within the last half interval.
     public mutating func tick(now: ContinuousClock.Instant) -> TickAction {
         guard case .open(let lastSent, let lastWrite) = self.state else { return .nothing }
         if now - self.openedAt >= self.maximumAge {
             self.state = .ended
             return .end
         }
-        guard now - lastWrite >= self.heartbeat else { return .nothing }
+        guard now - lastWrite >= self.heartbeat / 2 else { return .nothing }
         self.state = .open(lastSent: lastSent, lastWrite: now)
         return .sendKeepalive
     }

@@ -79,7 +79,7 @@ struct StreamLimitTests {
     /// buffers (up to 4 MB here) plus NIO's 64 KB: events are posted until the drop is reported
     /// on the ops stream, at most 3,000 of 4 KB.
     @Test func aClientThatNeverReadsIsDropped() async throws {
-        let settings = ["PAYNOTIFY_STREAM_BUFFER": "4", "PAYNOTIFY_ADMIN_TOKEN": TestSecrets.adminToken]
+        let settings = ["PAYNOTIFY_STREAM_BUFFER": "16", "PAYNOTIFY_ADMIN_TOKEN": TestSecrets.adminToken]
         try await withLiveApp(overrides: settings) { client, database in
             let order = try await client.createOrder()
             let blob = String(repeating: "x", count: 3900)

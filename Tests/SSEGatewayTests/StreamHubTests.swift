@@ -46,13 +46,31 @@ struct StreamHubTests {
         let reader = try hub.subscribe(orderID: "a", clientAddress: "1", onOverflow: {})
         let third = events("a", 3...3)
         hub.publish(third)
-        hub.tick()  // the slow stream's fourth signal: no room
+        hub.tick(now: .now + .seconds(16))  // the slow stream's fourth signal: no room
         #expect(closed.load(ordering: .relaxed) == 1)
         #expect(hub.droppedStreams == 1)
         #expect(ids(await drain(slow)) == [1, 2, 3])
         #expect(hub.openStreams == 1)
         hub.unsubscribe(reader)
         #expect(await drain(reader) == [.event(third[0]), .tick])
+    }
+
+    /// Ticks go only to streams the hub handed nothing for a heartbeat interval, or that are too old.
+    @Test func ticksOnlyForQuietOrOldStreams() async throws {
+        let start = ContinuousClock.now
+        let hub = StreamHub(bufferSize: 10, limits: roomy, heartbeat: .seconds(15), maximumAge: .seconds(60))
+        let quiet = try hub.subscribe(orderID: "a", clientAddress: "1", onOverflow: {}, now: start)
+        let busy = try hub.subscribe(orderID: "b", clientAddress: "1", onOverflow: {}, now: start)
+        hub.tick(now: start + .seconds(10))  // nobody due
+        hub.publish(events("b", 1...1), now: start + .seconds(10))
+        hub.tick(now: start + .seconds(15))  // only the quiet one
+        hub.tick(now: start + .seconds(16))  // nobody: the quiet one was just ticked
+        hub.tick(now: start + .seconds(60))  // both old: both
+        hub.close()
+        #expect(await drain(quiet) == [.tick, .tick])
+        let busySignals = await drain(busy)
+        #expect(ids(busySignals) == [1])
+        #expect(busySignals.count == 2 && busySignals.last == .tick)
     }
 
     /// The hub remembers the newest id delivered per watched order, for re-reading after a gap.
