@@ -119,6 +119,28 @@ extension OrderStore {
         }
     }
 
+    /// The orders whose logs hold events above `eventID`, each with its newest id: what a relay
+    /// checks periodically, so that an event whose notification was lost is found.
+    public func ordersWithEvents(after eventID: Int64) async throws -> [String: Int64] {
+        try await self.pool.withConnection { connection in
+            var orders: [String: Int64] = [:]
+            for row in try connection.query(
+                "SELECT order_id, max(id) FROM order_events WHERE id > $1 GROUP BY order_id",
+                [eventID]
+            ) {
+                orders[try row.decode(String.self, at: 0)] = try row.decode(Int64.self, at: 1)
+            }
+            return orders
+        }
+    }
+
+    /// The newest id in the whole log, 0 when it is empty.
+    public func newestEventID() async throws -> Int64 {
+        try await self.pool.withConnection { connection in
+            try connection.query("SELECT coalesce(max(id), 0) FROM order_events").first!.decode(Int64.self, at: 0)
+        }
+    }
+
     /// The order's latest status and its log's newest and `finish` ids, read in one statement;
     /// `nil` when no such order exists.
     public func streamStart(orderID: String) async throws -> StreamStart? {

@@ -16,10 +16,13 @@ import Synchronization
 /// order (each read starts after the last id delivered there).
 ///
 /// Everything watched is re-read from the last id delivered to it after every listener gap (first
-/// connect, reconnect, a consumer that fell behind) and every `recoveryInterval`: a notification
-/// lost on the way (the listener was down, or the instance that committed died before its NOTIFY)
-/// costs some latency, never an event. A failed read is retried with backoff until it succeeds or
-/// the service stops.
+/// connect, reconnect, a consumer that fell behind). Every `recoveryInterval` the relay also asks
+/// the log which orders gained events since a few intervals ago and re-reads the watched ones
+/// that have events it has not delivered, so a notification lost on the way (the instance that
+/// committed died before its NOTIFY) costs that much latency, never an event; and every
+/// ``fullRecoveryEvery`` intervals it re-reads everything watched, for the rare transaction that
+/// stayed uncommitted longer than the look-back. A failed read is retried with backoff until it
+/// succeeds or the service stops.
 public struct Relay: Service {
     private let notifications: AsyncStream<NotificationListener.Event>
     private let store: OrderStore
@@ -51,8 +54,10 @@ public struct Relay: Service {
     private struct Work: Sendable {
         var announced: Set<String> = []
         var alerts: [Int64] = []
-        /// Re-read every watched order: a gap, a periodic recovery, or too much announced to track.
+        /// Re-read every watched order: a gap, a full recovery, or too much announced to track.
         var rereadAll = false
+        /// Look in the log for events of watched orders that were not announced.
+        var recover = false
         var gaps = 0
 
         /// Past this many announced orders, re-reading everything watched is cheaper to track.
@@ -72,13 +77,22 @@ public struct Relay: Service {
                 ring.finish()
             }
             group.addTask {
+                var rounds = 0
                 while (try? await Task.sleep(for: self.recoveryInterval)) != nil {
-                    work.withLock { $0.rereadAll = true }
+                    rounds += 1
+                    let full = rounds % Self.fullRecoveryEvery == 0
+                    work.withLock { work in
+                        work.recover = true
+                        if full { work.rereadAll = true }
+                    }
                     ring.yield()
                 }
             }
             await cancelWhenGracefulShutdown {
                 var reconnects = -1  // the first gap is the first connect
+                var lookBack = LookBack()
+                // From here on, anything committed is above this id (or caught by a full re-read).
+                if let newest = try? await self.store.newestEventID() { lookBack.record(newest) }
                 for await _ in doorbell {
                     let next = work.withLock { work in
                         defer { work = Work() }
@@ -89,6 +103,7 @@ public struct Relay: Service {
                     } else if !next.announced.isEmpty {
                         await self.reread(self.hub.cursors(for: next.announced))
                     }
+                    if next.recover { await self.recover(&lookBack) }
                     for id in next.alerts { await self.broadcastAlert(id: id) }
                     if next.gaps > 0 {
                         reconnects += next.gaps
@@ -153,6 +168,47 @@ public struct Relay: Service {
                 self.hub.publish(orderEvents)
                 if orderEvents.count == Self.pageSize, let last = orderEvents.last { cursors[orderID] = last.id }
             }
+        }
+    }
+
+    /// How many recovery intervals pass between full re-reads of everything watched.
+    static let fullRecoveryEvery = 12
+
+    /// The log's newest id at each of the last few recovery checks: a check looks at events above
+    /// the oldest, so a transaction that committed up to that many intervals after it took its id
+    /// (ids are taken at insert, visible at commit) is still seen.
+    private struct LookBack {
+        var newest: [Int64] = []
+        static let intervals = 4
+
+        var from: Int64? { self.newest.first }
+
+        mutating func record(_ id: Int64) {
+            self.newest.append(max(id, self.newest.last ?? id))
+            if self.newest.count > Self.intervals { self.newest.removeFirst() }
+        }
+    }
+
+    /// Finds watched orders whose logs hold events the hub has not delivered, and re-reads them.
+    private func recover(_ lookBack: inout LookBack) async {
+        guard let from = lookBack.from else {
+            if let newest = await self.retrying("read the newest event id", { try await self.store.newestEventID() }) {
+                lookBack.record(newest)
+            }
+            return
+        }
+        guard
+            let changed = await self.retrying(
+                "look for unannounced events",
+                { try await self.store.ordersWithEvents(after: from) }
+            )
+        else { return }
+        lookBack.record(changed.values.max() ?? from)
+        let behind = self.hub.cursors(for: changed.keys).filter { changed[$0.key, default: 0] > $0.value }
+        if !behind.isEmpty {
+            // Usually events whose NOTIFY is still on its way; after a crash elsewhere, lost ones.
+            self.logger.debug("re-reading orders with undelivered events", metadata: ["orders": "\(behind.count)"])
+            await self.reread(behind)
         }
     }
 
