@@ -52,7 +52,9 @@ BENCH_NOFILE=20000                                 # open files per process (thi
 
 # ---- Targets --------------------------------------------------------------------------------------
 TARGET_THROUGHPUT_RATIO=0.8          # service webhooks/s >= 0.8 x pgbench tps, webhook.sql, same concurrency
-TARGET_DELIVER_P99_SLACK_MS=3        # deliver p99 <= pgbench p99 (webhook-notify.sql, same rate) + 3 ms
+# deliver p99 <= pgbench p99 (same rate) + 3 ms, against webhook.sql: the service's transaction has no
+# pg_notify any more (its ChangeNotifier sends NOTIFY after the commit), so that is the same transaction.
+TARGET_DELIVER_P99_SLACK_MS=3
 TARGET_STREAMS_OPEN=19000            # streams open at once on one server
 TARGET_RSS_PER_STREAM_BYTES=8192     # server RSS per open stream
 TARGET_OPEN_RATE_PER_S=2000          # streams opened per second
@@ -571,12 +573,12 @@ if not only_pgbench:
         })
     rate = settings["rate"]
     svc = ok(f"deliver_r{rate}")
-    pg = ok(f"pgbench_rate_r{rate}_notify")
+    pg = ok(f"pgbench_rate_r{rate}_plain")
     s, p = get(svc, "latency_ms", "p99"), get(pg, "latency_ms", "p99")
     rows.append({
         "benchmark": f"deliver p99 at {rate}/s (ms)", "service": s, "pgbench": p,
         "ratio": s / p if s is not None and p else None,
-        "service_text": num(s, " ms", 2), "pgbench_text": num(p, " ms", 2) + " notify",
+        "service_text": num(s, " ms", 2), "pgbench_text": num(p, " ms", 2) + " no notify",
         "target": f"<= pgbench + {targets['deliver_p99_slack_ms']} ms",
         "result": row_pass(None if s is None or p is None else s <= p + targets["deliver_p99_slack_ms"]),
     })

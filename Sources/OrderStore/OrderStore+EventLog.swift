@@ -98,11 +98,7 @@ extension OrderStore {
     /// then id; at most `limitPerOrder` per order (the caller asks again for an order that filled it).
     public func events(after cursors: [String: Int64], limitPerOrder: Int) async throws -> [OrderEvent] {
         guard !cursors.isEmpty else { return [] }
-        // The cursors travel as one JSON parameter: no statement text is built from them.
-        let cursorsJSON = String(
-            decoding: try JSONEncoder().encode(cursors.map { ["order_id": $0.key, "after": String($0.value)] }),
-            as: UTF8.self
-        )
+        let cursorsJSON = try Self.cursorsJSON(cursors)
         return try await self.pool.withConnection { connection in
             try connection.query(
                 """
@@ -131,6 +127,23 @@ extension OrderStore {
                 orders[try row.decode(String.self, at: 0)] = try row.decode(Int64.self, at: 1)
             }
             return orders
+        }
+    }
+
+    /// Those of the orders whose logs hold events above their cursors.
+    public func ordersBehind(_ cursors: [String: Int64]) async throws -> Set<String> {
+        guard !cursors.isEmpty else { return [] }
+        let cursorsJSON = try Self.cursorsJSON(cursors)
+        return try await self.pool.withConnection { connection in
+            Set(
+                try connection.query(
+                    """
+                    SELECT c.order_id FROM jsonb_to_recordset($1::jsonb) AS c(order_id text, after text)
+                    WHERE EXISTS (SELECT 1 FROM order_events WHERE order_id = c.order_id AND id > c.after::bigint)
+                    """,
+                    [cursorsJSON]
+                ).map { try $0.decode(String.self, at: 0) }
+            )
         }
     }
 
@@ -179,6 +192,14 @@ extension OrderStore {
             ).first.map { row in Alert(id: try row.decode(Int64.self, at: 0), data: try row.decode(String.self, at: 1))
             }
         }
+    }
+
+    /// Cursors travel as one JSON parameter: no statement text is built from them.
+    private static func cursorsJSON(_ cursors: [String: Int64]) throws -> String {
+        String(
+            decoding: try JSONEncoder().encode(cursors.map { ["order_id": $0.key, "after": String($0.value)] }),
+            as: UTF8.self
+        )
     }
 
     private static let eventColumns = "id, order_id, event, data::text, extract(epoch FROM created_at)::float8"

@@ -57,6 +57,12 @@ public func buildApplication(
     )
     let notifier = ChangeNotifier(pool: notifierPool, logger: logger)
     let store = OrderStore(pool: pool, notifier: notifier)
+    // The relay reads the log on a connection of its own too: behind a queue of webhooks waiting
+    // for the main pool, every delivery would wait as well.
+    let relayPool = ConnectionPool(
+        configuration: .init(connection: configuration.database, maximumConnections: 1),
+        logger: logger
+    )
     let adapters = try webhookAdapters(configuration)
     let tokens = StreamTokenSigner(secret: configuration.streamSecret)
     let streamSettings = StreamSettings(
@@ -138,9 +144,10 @@ public func buildApplication(
         notifierPool,
         notifier,
         listener,
+        relayPool,
         Relay(
             notifications: listener.events,
-            store: store,
+            store: OrderStore(pool: relayPool, notifier: nil),
             hub: hub,
             ops: ops,
             recoveryInterval: configuration.recoveryInterval,

@@ -16,13 +16,13 @@ import Synchronization
 /// order (each read starts after the last id delivered there).
 ///
 /// Everything watched is re-read from the last id delivered to it after every listener gap (first
-/// connect, reconnect, a consumer that fell behind). Every `recoveryInterval` the relay also asks
-/// the log which orders gained events since a few intervals ago and re-reads the watched ones
-/// that have events it has not delivered, so a notification lost on the way (the instance that
-/// committed died before its NOTIFY) costs that much latency, never an event; and every
-/// ``fullRecoveryEvery`` intervals it re-reads everything watched, for the rare transaction that
-/// stayed uncommitted longer than the look-back. A failed read is retried with backoff until it
-/// succeeds or the service stops.
+/// connect, reconnect, a consumer that fell behind). Every `recoveryInterval` another task asks
+/// the log which orders gained events since a few intervals ago and hands over, as if announced,
+/// the watched ones holding events not yet delivered, so a notification lost on the way (the
+/// instance that committed died before its NOTIFY) costs that much latency, never an event; every
+/// ``fullRecoveryEvery`` intervals it checks everything watched, for the rare transaction that
+/// stayed uncommitted longer than the look-back. Neither check holds up deliveries. A failed read
+/// is retried with backoff until it succeeds or the service stops.
 public struct Relay: Service {
     private let notifications: AsyncStream<NotificationListener.Event>
     private let store: OrderStore
@@ -37,7 +37,7 @@ public struct Relay: Service {
         store: OrderStore,
         hub: StreamHub,
         ops: OpsFeed,
-        tickInterval: Duration = .seconds(1),
+        tickInterval: Duration = .milliseconds(20),
         recoveryInterval: Duration = .seconds(5),
         logger: Logger
     ) {
@@ -54,10 +54,8 @@ public struct Relay: Service {
     private struct Work: Sendable {
         var announced: Set<String> = []
         var alerts: [Int64] = []
-        /// Re-read every watched order: a gap, a full recovery, or too much announced to track.
+        /// Re-read every watched order: a gap, or too much announced to track.
         var rereadAll = false
-        /// Look in the log for events of watched orders that were not announced.
-        var recover = false
         var gaps = 0
 
         /// Past this many announced orders, re-reading everything watched is cheaper to track.
@@ -77,22 +75,22 @@ public struct Relay: Service {
                 ring.finish()
             }
             group.addTask {
+                // Off the delivery path: it only finds orders with undelivered events, and hands
+                // them over as if they had been announced.
+                var lookBack = LookBack()
                 var rounds = 0
+                // From here on, anything committed is above this id (or found by a full check).
+                if let newest = try? await self.store.newestEventID() { lookBack.record(newest) }
                 while (try? await Task.sleep(for: self.recoveryInterval)) != nil {
                     rounds += 1
-                    let full = rounds % Self.fullRecoveryEvery == 0
-                    work.withLock { work in
-                        work.recover = true
-                        if full { work.rereadAll = true }
-                    }
+                    let behind = await self.ordersBehind(full: rounds % Self.fullRecoveryEvery == 0, &lookBack)
+                    guard !behind.isEmpty else { continue }
+                    work.withLock { $0.announced.formUnion(behind) }
                     ring.yield()
                 }
             }
             await cancelWhenGracefulShutdown {
                 var reconnects = -1  // the first gap is the first connect
-                var lookBack = LookBack()
-                // From here on, anything committed is above this id (or caught by a full re-read).
-                if let newest = try? await self.store.newestEventID() { lookBack.record(newest) }
                 for await _ in doorbell {
                     let next = work.withLock { work in
                         defer { work = Work() }
@@ -103,7 +101,6 @@ public struct Relay: Service {
                     } else if !next.announced.isEmpty {
                         await self.reread(self.hub.cursors(for: next.announced))
                     }
-                    if next.recover { await self.recover(&lookBack) }
                     for id in next.alerts { await self.broadcastAlert(id: id) }
                     if next.gaps > 0 {
                         reconnects += next.gaps
@@ -189,27 +186,46 @@ public struct Relay: Service {
         }
     }
 
-    /// Finds watched orders whose logs hold events the hub has not delivered, and re-reads them.
-    private func recover(_ lookBack: inout LookBack) async {
-        guard let from = lookBack.from else {
-            if let newest = await self.retrying("read the newest event id", { try await self.store.newestEventID() }) {
-                lookBack.record(newest)
-            }
-            return
-        }
-        guard
-            let changed = await self.retrying(
+    /// Watched orders whose logs hold events the hub has not delivered: among those that gained
+    /// events since the look-back's oldest id, or, on a `full` check, among everything watched.
+    private func ordersBehind(full: Bool, _ lookBack: inout LookBack) async -> Set<String> {
+        var behind: Set<String> = []
+        if let from = lookBack.from {
+            if let changed = await self.retrying(
                 "look for unannounced events",
                 { try await self.store.ordersWithEvents(after: from) }
-            )
-        else { return }
-        lookBack.record(changed.values.max() ?? from)
-        let behind = self.hub.cursors(for: changed.keys).filter { changed[$0.key, default: 0] > $0.value }
+            ) {
+                lookBack.record(changed.values.max() ?? from)
+                for (orderID, cursor) in self.hub.cursors(for: changed.keys) where changed[orderID, default: 0] > cursor
+                {
+                    behind.insert(orderID)
+                }
+            }
+        } else if let newest = await self.retrying("read the newest event id", { try await self.store.newestEventID() })
+        {
+            lookBack.record(newest)
+        }
+        if full {
+            var cursors = self.hub.watchedOrders()
+            while !cursors.isEmpty {
+                let batch = Dictionary(
+                    uniqueKeysWithValues: cursors.prefix(Self.ordersPerRead).map { ($0.key, $0.value) }
+                )
+                for key in batch.keys { cursors[key] = nil }
+                guard
+                    let found = await self.retrying(
+                        "check watched orders",
+                        { try await self.store.ordersBehind(batch) }
+                    )
+                else { break }
+                behind.formUnion(found)
+            }
+        }
         if !behind.isEmpty {
             // Usually events whose NOTIFY is still on its way; after a crash elsewhere, lost ones.
-            self.logger.debug("re-reading orders with undelivered events", metadata: ["orders": "\(behind.count)"])
-            await self.reread(behind)
+            self.logger.debug("orders with undelivered events", metadata: ["orders": "\(behind.count)"])
         }
+        return behind
     }
 
     private func listenerRegained() {

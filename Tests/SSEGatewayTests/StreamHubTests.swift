@@ -58,14 +58,21 @@ struct StreamHubTests {
     /// Ticks go only to streams the hub handed nothing for a heartbeat interval, or that are too old.
     @Test func ticksOnlyForQuietOrOldStreams() async throws {
         let start = ContinuousClock.now
-        let hub = StreamHub(bufferSize: 10, limits: roomy, heartbeat: .seconds(15), maximumAge: .seconds(60))
+        let hub = StreamHub(
+            bufferSize: 10,
+            limits: roomy,
+            heartbeat: .seconds(15),
+            maximumAge: .seconds(60),
+            now: start,
+            spreadsTicks: false
+        )
         let quiet = try hub.subscribe(orderID: "a", clientAddress: "1", onOverflow: {}, now: start)
         let busy = try hub.subscribe(orderID: "b", clientAddress: "1", onOverflow: {}, now: start)
         hub.tick(now: start + .seconds(10))  // nobody due
         hub.publish(events("b", 1...1), now: start + .seconds(10))
-        hub.tick(now: start + .seconds(15))  // only the quiet one
-        hub.tick(now: start + .seconds(16))  // nobody: the quiet one was just ticked
-        hub.tick(now: start + .seconds(60))  // both old: both
+        hub.tick(now: start + .seconds(16))  // only the quiet one
+        hub.tick(now: start + .seconds(17))  // nobody: the quiet one was just ticked
+        hub.tick(now: start + .seconds(61))  // both old: both
         hub.close()
         #expect(await drain(quiet) == [.tick, .tick])
         let busySignals = await drain(busy)
