@@ -33,6 +33,10 @@ public import Postgres
 ///   - `PAYNOTIFY_HEARTBEAT_SECONDS`: a `: keepalive` comment after this much silence on a stream. Default `15`.
 ///   - `PAYNOTIFY_RECOVERY_SECONDS`: how often every watched order's log is re-read, so an event whose
 ///     notification was lost still arrives. Default `5`.
+///   - `PAYNOTIFY_IDLE_TIMEOUT_SECONDS`: a connection that sends no request (or only part of its
+///     headers) for this long is closed; a stream being answered is never idle. Default `30`.
+///   - `PAYNOTIFY_SHUTDOWN_GRACE_SECONDS`: after SIGTERM, in-flight requests get this long to finish
+///     before the process stops them and exits. Default `10`.
 ///   - `PAYNOTIFY_STREAM_MAX_SECONDS`: a stream ends after this long; the client resumes. Default `3600`.
 ///   - `PAYNOTIFY_STREAM_RETRY_MS`: the `retry:` a stream opens with. Default `3000`.
 ///   - `PAYNOTIFY_STREAM_BUFFER`: events and ticks a stream may hold unread before it is dropped. Default `64`.
@@ -69,6 +73,8 @@ public struct AppConfiguration: Sendable {
     public var allowedOrigins: AllowedOrigins
     public var heartbeat: Duration
     public var recoveryInterval: Duration
+    public var idleTimeout: Duration
+    public var shutdownGrace: Duration
     public var streamMaximumAge: Duration
     public var streamRetry: Duration
     public var streamBufferSize: Int
@@ -137,6 +143,8 @@ public struct AppConfiguration: Sendable {
         self.allowedOrigins = try Self.allowedOrigins(reader)
         self.heartbeat = .seconds(try reader.integer("PAYNOTIFY_HEARTBEAT_SECONDS", default: 15, in: 1...300))
         self.recoveryInterval = .seconds(try reader.integer("PAYNOTIFY_RECOVERY_SECONDS", default: 5, in: 1...300))
+        self.idleTimeout = .seconds(try reader.integer("PAYNOTIFY_IDLE_TIMEOUT_SECONDS", default: 30, in: 1...3600))
+        self.shutdownGrace = .seconds(try reader.integer("PAYNOTIFY_SHUTDOWN_GRACE_SECONDS", default: 10, in: 1...600))
         self.streamMaximumAge = .seconds(
             try reader.integer("PAYNOTIFY_STREAM_MAX_SECONDS", default: 3600, in: 5...86_400)
         )

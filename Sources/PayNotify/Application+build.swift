@@ -133,6 +133,9 @@ public func buildApplication(
 
     var app = Application(
         router: router,
+        // Closes connections that send nothing, or headers a trickle at a time, for this long
+        // (Hummingbird never counts a request being answered, such as a stream, as idle).
+        server: .http1(configuration: .init(idleTimeout: .init(configuration.idleTimeout))),
         configuration: .init(
             address: .hostname(configuration.host, port: configuration.port),
             serverName: "paynotify"

@@ -2,18 +2,42 @@ import Foundation
 import Glibc
 import NIOHTTP1
 import PayNotifyClient
+import Synchronization
 import TestSupport
 
 /// The real programs, as deployed: `paynotify serve` instances (the binary `make test` built) on a
 /// fresh database, and nginx in front of them with `deploy/nginx.conf`, its upstreams and listen
 /// port rewritten to loopback ports for the test. Everything it starts, it stops (by pid).
-struct Deployment: Sendable {
+final class Deployment: Sendable {
     let database: TestDatabase
-    let instances: [ChildProcess]
     let instancePorts: [Int]
     let nginx: ChildProcess
     let nginxPort: Int
     let directory: URL
+    private let binary: String
+    private let environments: [[String: String]]
+    /// The current process of each instance, and every process started (to reap them all).
+    private let processes: Mutex<(current: [ChildProcess], all: [ChildProcess])>
+
+    private init(
+        database: TestDatabase,
+        binary: String,
+        environments: [[String: String]],
+        instances: [ChildProcess],
+        instancePorts: [Int],
+        nginx: ChildProcess,
+        nginxPort: Int,
+        directory: URL
+    ) {
+        self.database = database
+        self.binary = binary
+        self.environments = environments
+        self.processes = Mutex((instances, instances))
+        self.instancePorts = instancePorts
+        self.nginx = nginx
+        self.nginxPort = nginxPort
+        self.directory = directory
+    }
 
     /// A client for nginx: what browsers and providers talk to.
     var viaNginx: LoopbackHTTPClient { LoopbackHTTPClient(host: "127.0.0.1", port: self.nginxPort) }
@@ -23,12 +47,34 @@ struct Deployment: Sendable {
         LoopbackHTTPClient(host: "127.0.0.1", port: self.instancePorts[index])
     }
 
+    /// The running process of instance `index`.
+    func instance(_ index: Int) -> ChildProcess {
+        self.processes.withLock { $0.current[index] }
+    }
+
+    /// Starts instance `index` again (after it was killed), on its port, and waits until it is ready.
+    func restart(_ index: Int) async throws {
+        let process = try Self.startInstance(
+            self.binary,
+            environment: self.environments[index],
+            log: self.directory.appendingPathComponent("instance-\(index + 1).log").path
+        )
+        self.processes.withLock { processes in
+            processes.current[index] = process
+            processes.all.append(process)
+        }
+        try await Self.waitReady(port: self.instancePorts[index])
+    }
+
     /// Starts two instances and nginx, runs `body`, then stops them all, whether `body` threw or not.
+    ///
+    /// - Parameter database: where the instances keep their data; a fresh database when `nil`.
     static func run<T: Sendable>(
         settings: [String: String] = [:],
+        database: TestDatabase? = nil,
         _ body: @Sendable (Deployment) async throws -> T
     ) async throws -> T {
-        let deployment = try await Self.start(settings: settings)
+        let deployment = try await Self.start(settings: settings, database: database)
         let result: Result<T, any Error>
         do {
             result = .success(try await body(deployment))
@@ -40,12 +86,13 @@ struct Deployment: Sendable {
         return try result.get()
     }
 
-    private static func start(settings: [String: String]) async throws -> Deployment {
+    private static func start(settings: [String: String], database: TestDatabase?) async throws -> Deployment {
         let directory = try TestEnvironment.workDirectory().appendingPathComponent("e2e-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let database = try await TestDatabase.create()
+        let database = if let database { database } else { try await TestDatabase.create() }
         let binary = try TestEnvironment.binary()
         var instances: [ChildProcess] = []
+        var environments: [[String: String]] = []
         var ports: [Int] = []
         for index in 1...2 {
             let port = try TestEnvironment.freePort()
@@ -57,17 +104,11 @@ struct Deployment: Sendable {
             ]) { $1 }
             environment.merge(settings) { $1 }
             let log = directory.appendingPathComponent("instance-\(index).log").path
-            instances.append(
-                try ChildProcess.start(binary, ["serve"], environment: environment, outputPath: log, errorPath: log)
-            )
+            instances.append(try Self.startInstance(binary, environment: environment, log: log))
+            environments.append(environment)
             ports.append(port)
         }
-        for port in ports {
-            let client = LoopbackHTTPClient(host: "127.0.0.1", port: port)
-            try await eventually(within: .seconds(60), "instance on \(port) ready") {
-                (try? await client.send(method: .GET, path: "/readyz").status) == 200
-            }
-        }
+        for port in ports { try await Self.waitReady(port: port) }
 
         let nginxPort = try TestEnvironment.freePort()
         let template = try String(
@@ -93,6 +134,8 @@ struct Deployment: Sendable {
         )
         let deployment = Deployment(
             database: database,
+            binary: binary,
+            environments: environments,
             instances: instances,
             instancePorts: ports,
             nginx: nginx,
@@ -105,9 +148,22 @@ struct Deployment: Sendable {
         return deployment
     }
 
+    private static func startInstance(_ binary: String, environment: [String: String], log: String) throws
+        -> ChildProcess
+    {
+        try ChildProcess.start(binary, ["serve"], environment: environment, outputPath: log, errorPath: log)
+    }
+
+    private static func waitReady(port: Int) async throws {
+        let client = LoopbackHTTPClient(host: "127.0.0.1", port: port)
+        try await eventually(within: .seconds(60), "instance on \(port) ready") {
+            (try? await client.send(method: .GET, path: "/readyz").status) == 200
+        }
+    }
+
     private func stop() async throws {
         try await self.nginx.stop()
-        for instance in self.instances { try await instance.stop() }
+        for instance in self.processes.withLock({ $0.all }) { try await instance.stop() }
     }
 
     /// The programs' logs, for a failed test's output.

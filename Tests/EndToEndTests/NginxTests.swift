@@ -43,7 +43,7 @@ struct NginxTests {
                 let perInstance = try await Self.openStreams(deployment)
                 #expect(perInstance.allSatisfy { $0 > 0 }, "streams per instance: \(perInstance)")
                 for percent in [10, 20] { try await client.sandboxToEvery(orders, "progress", progress: percent) }
-                deployment.instances[0].signal(SIGKILL)
+                deployment.instance(0).signal(SIGKILL)
                 for percent in [30, 40, 50] { try await client.sandboxToEvery(orders, "progress", progress: percent) }
                 try await client.sandboxToEvery(orders, "succeeded")
             }

@@ -75,6 +75,15 @@ public final class ChildProcess: Sendable {
         return status
     }
 
+    /// True while the process runs; once it has ended, it is reaped here.
+    public var isRunning: Bool {
+        if self.exitStatus.withLock({ $0 }) != nil { return false }
+        var status: Int32 = 0
+        guard waitpid(self.pid, &status, WNOHANG) == self.pid else { return true }
+        self.exitStatus.withLock { $0 = status }
+        return false
+    }
+
     /// `SIGTERM`, then `SIGKILL` if it has not ended within `grace`; reaps it either way.
     public func stop(grace: Duration = .seconds(10)) async throws {
         self.signal(SIGTERM)

@@ -1,0 +1,303 @@
+import Foundation
+import Glibc
+import NIOCore
+import NIOHTTP1
+import PayNotifyClient
+import Postgres
+import Synchronization
+import TestSupport
+import Testing
+
+/// How big the drills are: `PAYNOTIFY_DRILLS=full` (`make drills`) or the quick ones `make test` runs.
+struct DrillScale: Sendable {
+    let streams: Int
+    let rate: Int
+    let outage: Duration
+    let listenerKills: Int
+    let instanceCycles: Int
+
+    static let current: DrillScale =
+        ProcessInfo.processInfo.environment["PAYNOTIFY_DRILLS"] == "full"
+        ? DrillScale(streams: 1000, rate: 200, outage: .seconds(5), listenerKills: 30, instanceCycles: 6)
+        : DrillScale(streams: 100, rate: 50, outage: .seconds(2), listenerKills: 4, instanceCycles: 2)
+}
+
+/// A steady webhook load through nginx, as providers send it: each delivery is retried with its
+/// own event id until it is acknowledged (a 5xx or a broken connection means "try again"), and
+/// every acknowledged event id is kept, to check afterwards that each was really committed.
+final class ProviderLoad: Sendable {
+    private struct Counts {
+        var attempts = 0
+        var retryable = 0
+        var acknowledged: [String] = []
+        var refused = 0
+    }
+
+    private let counts = Mutex(Counts())
+    private let stopped = Atomic<Bool>(false)
+
+    /// Sends `rate` progress deliveries a second, round-robin over `orders`, until ``stop()``.
+    func run(_ client: LoopbackHTTPClient, orders: [CreatedOrder], rate: Int) async {
+        await withTaskGroup(of: Void.self) { group in
+            let start = ContinuousClock.now
+            var index = 0
+            while !self.stopped.load(ordering: .relaxed) {
+                try? await Task.sleep(until: start + .seconds(1) / rate * index, clock: .continuous)
+                let order = orders[index % orders.count]
+                let percent = index % 100
+                group.addTask { await self.deliver(client, order: order, percent: percent) }
+                index += 1
+            }
+        }
+    }
+
+    func stop() { self.stopped.store(true, ordering: .relaxed) }
+
+    private func deliver(_ client: LoopbackHTTPClient, order: CreatedOrder, percent: Int) async {
+        let eventID = "drill-\(UUID().uuidString)"
+        for _ in 0..<200 {
+            self.counts.withLock { $0.attempts += 1 }
+            let status = (try? await client.sandbox("progress", order: order.id, eventID: eventID, progress: percent))?
+                .status
+            switch status {
+            case .some(200..<300):
+                self.counts.withLock { $0.acknowledged.append(eventID) }
+                return
+            case .some(let status) where status < 500:
+                self.counts.withLock { $0.refused += 1 }
+                return
+            default:
+                self.counts.withLock { $0.retryable += 1 }
+                try? await Task.sleep(for: .milliseconds(200))
+            }
+        }
+    }
+
+    var attempts: Int { self.counts.withLock { $0.attempts } }
+    var retryable: Int { self.counts.withLock { $0.retryable } }
+    var refused: Int { self.counts.withLock { $0.refused } }
+    var acknowledged: [String] { self.counts.withLock { $0.acknowledged } }
+}
+
+/// One drill's figures, printed as a JSON line (`{"drill":…}`) for RELIABILITY.md.
+struct DrillReport: Sendable {
+    var name: String
+    var streams = 0
+    var webhookAttempts = 0
+    var acknowledged = 0
+    var retryable5xx = 0
+    var acknowledgedNotCommitted = 0
+    var eventsExpected = 0
+    var eventsDelivered = 0
+    var lost = 0
+    var duplicated = 0
+    var crashes = 0
+    var seconds = 0.0
+    var extra: [String: String] = [:]
+
+    func print() {
+        var fields: [String: Any] = [
+            "drill": self.name, "streams": self.streams, "webhook_attempts": self.webhookAttempts,
+            "acknowledged": self.acknowledged, "retryable_5xx": self.retryable5xx,
+            "acknowledged_not_committed": self.acknowledgedNotCommitted, "events_expected": self.eventsExpected,
+            "events_delivered": self.eventsDelivered, "lost": self.lost, "duplicated": self.duplicated,
+            "crashes": self.crashes, "seconds": (self.seconds * 10).rounded() / 10,
+        ]
+        for (key, value) in self.extra { fields[key] = value }
+        let data = (try? JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys])) ?? Data()
+        Swift.print(String(decoding: data, as: UTF8.self))
+    }
+}
+
+@Suite("Fault drills: two instances behind nginx under load", .serialized)
+struct DrillTests {
+    /// Runs streams and a provider load through nginx, disturbs them with `fault`, then pays every
+    /// order and checks: every acknowledged delivery was committed, and every stream got every
+    /// event of its order once.
+    private static func drill(
+        _ name: String,
+        database: TestDatabase? = nil,
+        settings: [String: String] = [:],
+        fault: @escaping @Sendable (Deployment) async throws -> Void
+    ) async throws -> DrillReport {
+        let scale = DrillScale.current
+        let started = ContinuousClock.now
+        return try await Deployment.run(
+            settings: ["PAYNOTIFY_RECOVERY_SECONDS": "2", "PAYNOTIFY_DB_ACQUIRE_TIMEOUT_MS": "1000"].merging(settings) {
+                $1
+            },
+            database: database
+        ) { deployment in
+            let client = deployment.viaNginx
+            var orders: [CreatedOrder] = []
+            for _ in 0..<scale.streams { orders.append(try await client.createOrder()) }
+            let load = ProviderLoad()
+            let plans = orders.map { FollowerPlan($0, via: [client]) }
+            let records = try await following(plans, within: .seconds(180)) { [orders] in
+                async let flowing: Void = load.run(client, orders: orders, rate: scale.rate)
+                try await Task.sleep(for: .seconds(2))
+                try await fault(deployment)
+                try await Task.sleep(for: .seconds(2))
+                load.stop()
+                await flowing
+                try await client.sandboxToEvery(orders, "succeeded")
+            }
+            var report = DrillReport(name: name)
+            report.crashes = (0..<2).filter { !deployment.instance($0).isRunning }.count
+            report.streams = records.count
+            report.webhookAttempts = load.attempts
+            report.acknowledged = load.acknowledged.count
+            report.retryable5xx = load.retryable
+            let acknowledged = load.acknowledged
+            let committed = try await deployment.database.withConnection { connection in
+                try connection.query(
+                    """
+                    SELECT count(*) FROM webhook_inbox
+                    WHERE provider_event_id IN (SELECT jsonb_array_elements_text($1::jsonb))
+                    """,
+                    [String(decoding: try JSONEncoder().encode(acknowledged), as: UTF8.self)]
+                ).first!.decode(Int.self, at: 0)
+            }
+            report.acknowledgedNotCommitted = acknowledged.count - committed
+            for record in records {
+                let expected = try await logIDs(of: record.orderID, in: deployment.database).filter {
+                    $0 > (record.snapshotID ?? .max)
+                }
+                report.eventsExpected += expected.count
+                report.eventsDelivered += record.received.count
+                report.lost += Set(expected).subtracting(record.received).count
+                report.duplicated += record.received.count - Set(record.received).count
+            }
+            report.seconds = (ContinuousClock.now - started) / .seconds(1)
+            return report
+        }
+    }
+
+    private static func expectClean(_ report: DrillReport) {
+        report.print()
+        #expect(report.acknowledgedNotCommitted == 0, "\(report.name): a 2xx for an uncommitted delivery")
+        #expect(report.lost == 0, "\(report.name): events lost")
+        #expect(report.duplicated == 0, "\(report.name): events twice")
+        #expect(report.crashes == 0, "\(report.name): a process crashed")
+        #expect(report.eventsDelivered == report.eventsExpected)
+    }
+
+    /// PostgreSQL is stopped (fast shutdown) and started again mid-load: deliveries meanwhile get a
+    /// retryable 5xx, none is acknowledged unless committed, and every committed event reaches
+    /// every open stream afterwards.
+    @Test func databaseRestart() async throws {
+        let cluster = try await TestCluster.start()
+        var report = try await Self.drill("database_restart", database: try TestDatabase.existing(url: cluster.url)) {
+            _ in
+            try await cluster.stop()
+            try await Task.sleep(for: DrillScale.current.outage)
+            try await cluster.restart()
+        }
+        report.extra["outage_seconds"] = "\(DrillScale.current.outage.components.seconds)"
+        Self.expectClean(report)
+        #expect(report.retryable5xx > 0, "the outage was not felt")
+    }
+
+    /// The listeners' backends are terminated every two seconds: nothing is lost.
+    @Test func listenerKills() async throws {
+        let report = try await Self.drill("listener_kills") { deployment in
+            for _ in 0..<DrillScale.current.listenerKills {
+                _ = try await deployment.database.withConnection { connection in
+                    try connection.query(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'LISTEN%'"
+                    )
+                }
+                try await Task.sleep(for: .seconds(2))
+            }
+        }
+        Self.expectClean(report)
+    }
+
+    /// Each instance in turn is SIGKILLed and started again: streams move through nginx, nothing
+    /// is lost, nothing is sent twice.
+    @Test func instancesKilledAndRestarted() async throws {
+        let report = try await Self.drill("instance_sigkill_restart") { deployment in
+            for cycle in 0..<DrillScale.current.instanceCycles {
+                let index = cycle % 2
+                deployment.instance(index).signal(SIGKILL)
+                try await Task.sleep(for: .seconds(1))
+                try await deployment.restart(index)
+                try await Task.sleep(for: .seconds(1))
+            }
+        }
+        Self.expectClean(report)
+    }
+
+    /// SIGTERM under load: requests in flight are answered, the instance's streams end with a short
+    /// `retry:`, and the process exits within its grace period.
+    @Test func sigtermUnderLoad() async throws {
+        let grace = 5
+        try await Deployment.run(settings: ["PAYNOTIFY_SHUTDOWN_GRACE_SECONDS": "\(grace)"]) { deployment in
+            let direct = deployment.direct(0)
+            let order = try await direct.createOrder()
+            let stream = Task { try await Self.lastItem(of: order, via: direct) }
+            let answered = Counter()
+            let cut = Counter()
+            let sender = Task { await Self.sendUntilRefused(order, via: direct, answered: answered, cut: cut) }
+            try await Task.sleep(for: .seconds(2))
+            let signalled = ContinuousClock.now
+            deployment.instance(0).signal(SIGTERM)
+            let status = try await deployment.instance(0).wait()
+            let exitedAfter = ContinuousClock.now - signalled
+            await sender.value
+            let last = try await stream.value
+            var report = DrillReport(name: "sigterm_under_load")
+            report.webhookAttempts = answered.count + cut.count
+            report.acknowledged = answered.count
+            report.extra["in_flight_cut"] = "\(cut.count)"
+            report.extra["exit_seconds"] = String(format: "%.2f", exitedAfter / .seconds(1))
+            report.extra["exit_status"] = "\(status)"
+            report.extra["stream_last_item"] = "\(String(describing: last))"
+            report.print()
+            #expect(ChildProcess.succeeded(status), "exit status \(status)")
+            #expect(exitedAfter < .seconds(grace + 2))
+            #expect(cut.count == 0, "requests in flight were cut off")
+            #expect(last == .retry(250))
+            try await deployment.restart(0)
+        }
+    }
+
+    /// Reads an order's stream to its end and returns the last item.
+    private static func lastItem(of order: CreatedOrder, via client: LoopbackHTTPClient) async throws
+        -> EventStreamParser.Item?
+    {
+        try await client.stream(path: order.streamPath, deadline: .now() + .seconds(30)) { reader in
+            var last: EventStreamParser.Item?
+            while let item = try await reader.next() { last = item }
+            return last
+        }
+    }
+
+    /// Eight senders of webhooks straight at one instance, each until the instance refuses it. A
+    /// request sent and then closed without an answer counts as `cut`.
+    private static func sendUntilRefused(
+        _ order: CreatedOrder,
+        via client: LoopbackHTTPClient,
+        answered: Counter,
+        cut: Counter
+    ) async {
+        await withTaskGroup(of: Void.self) { group in
+            for _ in 0..<8 {
+                group.addTask {
+                    while true {
+                        do {
+                            let status = try await client.sandbox("progress", order: order.id, progress: 1).status
+                            answered.increment()
+                            if status == 503 { return }
+                        } catch is LoopbackHTTPClient.ClientError {
+                            cut.increment()
+                            return
+                        } catch {
+                            return  // refused: the instance no longer accepts connections
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
