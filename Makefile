@@ -52,7 +52,8 @@ bench: deps
 ## webhook load; PostgreSQL restarted, listeners killed, instances SIGKILLed and SIGTERMed). `make
 ## test` runs the same drills at a tenth of the size. Each prints one JSON line {"drill": …}.
 drills:
-	@PAYNOTIFY_DRILLS=full PAYNOTIFY_TEST_TIMEOUT=30m scripts/test.sh --filter DrillTests 2>&1 | tee .build/drills.log | grep -E '^\{"drill"|✔|✘'
+	@set -o pipefail; PAYNOTIFY_DRILLS=full PAYNOTIFY_TEST_TIMEOUT=30m scripts/test.sh --filter DrillTests 2>&1 \
+	    | tee .build/drills.log | grep -E '^\{"drill"|✔|✘'
 
 build: deps
 	$(SWIFT) build

@@ -192,6 +192,7 @@ let package = Package(
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "X509", package: "swift-certificates"),
             ],
+            exclude: ["FuzzCorpus"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

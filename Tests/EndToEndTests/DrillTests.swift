@@ -123,9 +123,11 @@ struct DrillTests {
         let scale = DrillScale.current
         let started = ContinuousClock.now
         return try await Deployment.run(
-            settings: ["PAYNOTIFY_RECOVERY_SECONDS": "2", "PAYNOTIFY_DB_ACQUIRE_TIMEOUT_MS": "1000"].merging(settings) {
-                $1
-            },
+            // One test client stands for every browser: the per-address limit must let it have them all.
+            settings: [
+                "PAYNOTIFY_RECOVERY_SECONDS": "2", "PAYNOTIFY_DB_ACQUIRE_TIMEOUT_MS": "1000",
+                "PAYNOTIFY_MAX_STREAMS_PER_IP": "5000",
+            ].merging(settings) { $1 },
             database: database
         ) { deployment in
             let client = deployment.viaNginx

@@ -53,4 +53,42 @@ struct EventStreamParserTests {
         let expected = data.replacingOccurrences(of: "\r\n", with: "\n").replacingOccurrences(of: "\r", with: "\n")
         #expect(items == [event("12event: finish", "status", expected)])
     }
+
+    /// Seeded random text (line breaks of every kind, NUL, colons, non-ASCII) through the encoder
+    /// and the parser, fed in random chunk sizes: the data comes back with its line breaks as LF,
+    /// and nothing in an id or event name can start a field of its own.
+    @Test func randomRoundTrips() {
+        var generator = SystemRandomNumberGenerator()
+        let pieces = [
+            "a", "é", "支付", "🙂", ":", " ", "\r", "\n", "\r\n", "\u{0}", "data: x", "id: 9", "retry: 1", "\u{FEFF}",
+        ]
+        for _ in 0..<2000 {
+            func text() -> String {
+                (0..<Int.random(in: 0...12, using: &generator)).map { _ in pieces.randomElement(using: &generator)! }
+                    .joined()
+            }
+            let (data, id, name) = (text(), text(), text())
+            let wire = Array(
+                ServerSentEventEncoder.encode(ServerSentEvent(id: id, event: name.isEmpty ? nil : name, data: data))
+                    .utf8
+            )
+            var parser = EventStreamParser()
+            var items: [EventStreamParser.Item] = []
+            var offset = 0
+            while offset < wire.count {
+                let size = Int.random(in: 1...7, using: &generator)
+                items += parser.feed(wire[offset..<min(offset + size, wire.count)])
+                offset += size
+            }
+            let expectedData = data.replacingOccurrences(of: "\r\n", with: "\n").replacingOccurrences(
+                of: "\r",
+                with: "\n"
+            )
+            let stripped = { (text: String) in
+                String(text.unicodeScalars.filter { $0 != "\r" && $0 != "\n" && $0 != "\u{0}" })
+            }
+            let expectedName = stripped(name).isEmpty ? "message" : stripped(name)
+            #expect(items == [.event(.init(id: stripped(id), name: expectedName, data: expectedData))], "\(wire)")
+        }
+    }
 }

@@ -38,8 +38,10 @@ public final class ChildProcess: Sendable {
         if let errorPath {
             posix_spawn_file_actions_addopen(&actions, 2, errorPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
         }
+        // No redirection on the loop: bash would park the real stderr on a descriptor the loop
+        // then closes, and the program would run with its stderr lost (seen here).
         let prelude =
-            #"for fd in /proc/$$/fd/*; do fd=${fd##*/}; if [ "$fd" -gt 2 ]; then eval "exec $fd>&-"; fi; done 2>/dev/null; exec "$0" "$@""#
+            #"for fd in /proc/$$/fd/*; do fd=${fd##*/}; if [ "$fd" -gt 2 ]; then eval "exec $fd>&-"; fi; done; exec "$0" "$@""#
         let argv = (["/bin/bash", "-c", prelude, executable] + arguments).map { strdup($0) } + [nil]
         defer { for pointer in argv { free(pointer) } }
         var envp = (environment ?? [:]).map { strdup("\($0.key)=\($0.value)") } + [nil]
