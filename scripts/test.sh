@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make test`: a throwaway PostgreSQL cluster for this run (stopped and removed afterwards, even when
-# the tests fail), the format and deployment checks, then `swift test`. Exits with the tests' status.
+# the tests fail), the format and deployment checks, `swift test`, then the API contract check
+# (openapi.yaml against a live server, scripts/api-check.sh). Exits non-zero if any fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,3 +37,9 @@ echo "test artifacts (screenshots): $PAYNOTIFY_TEST_ARTIFACTS"
 
 # A hung test must fail the run, not eat CI's whole time budget.
 timeout --signal=TERM --kill-after=30s "${PAYNOTIFY_TEST_TIMEOUT:-30m}" swift test "$@"
+
+# The whole run (not a filtered one) also checks the API contract against a live server.
+if [ $# -eq 0 ]; then
+    psql "$PAYNOTIFY_TEST_DATABASE_URL" -qc "CREATE DATABASE api_check"
+    scripts/api-check.sh "${PAYNOTIFY_TEST_DATABASE_URL%/paynotify*}/api_check?sslmode=disable" "$PAYNOTIFY_TEST_BINARY"
+fi
