@@ -65,11 +65,9 @@ public func buildApplication(
     )
     let adapters = try webhookAdapters(configuration)
     let tokens = StreamTokenSigner(secret: configuration.streamSecret)
-    let streamSettings = StreamSettings(
-        retry: configuration.streamRetry,
-        heartbeat: configuration.heartbeat,
-        maximumAge: configuration.streamMaximumAge
-    )
+    let streamSettings = StreamSettings(retry: configuration.streamRetry)
+    let metrics = ServiceMetrics()
+    let latency = DeliveryLatency(observer: { metrics.delivered(after: $0) })
     let hub = StreamHub(
         bufferSize: configuration.streamBufferSize,
         limits: StreamLimits(
@@ -78,11 +76,11 @@ public func buildApplication(
             perOrder: configuration.maximumStreamsPerOrder
         ),
         heartbeat: configuration.heartbeat,
-        maximumAge: configuration.streamMaximumAge
+        maximumAge: configuration.streamMaximumAge,
+        writer: ChannelBatchWriter(),
+        onDelivered: { latency.record(Date().timeIntervalSince($0.createdAt)) }
     )
-    let ops = OpsFeed(bufferSize: configuration.streamBufferSize, limit: configuration.maximumStreams)
-    let metrics = ServiceMetrics()
-    let latency = DeliveryLatency(observer: { metrics.delivered(after: $0) })
+    let ops = OpsFeed(limit: configuration.maximumStreams, writer: ChannelBatchWriter())
     let webhookCounters = WebhookCounters()
 
     let router = Router(context: AppRequestContext.self)
@@ -91,7 +89,7 @@ public func buildApplication(
     HealthController(pool: pool, listener: listener).addRoutes(to: router)
     MetricsController(metrics: metrics, hub: hub, ops: ops, pool: pool, listener: listener).addRoutes(to: router)
     StreamsController(
-        streams: OrderStreams(hub: hub, store: store, settings: streamSettings, latency: latency),
+        streams: OrderStreams(hub: hub, store: store, settings: streamSettings),
         ops: ops,
         tokens: tokens,
         adminTokenDigest: configuration.adminToken.map { Array(SHA256.hash(data: Array($0.utf8))) },

@@ -1,25 +1,32 @@
 import Synchronization
 
-/// Broadcasts ops events (`alert`, `stats`) to every open ops stream on this instance.
-///
-/// Like ``StreamHub``: bounded buffers, and a stream that does not read is dropped (its
-/// `onOverflow` closes the connection) instead of slowing the broadcast.
+/// Broadcasts ops events (`alert`, `stats`) to every open ops stream on this instance, written
+/// straight to each stream's ``StreamSink`` like ``StreamHub`` does: each event is encoded once,
+/// no task wakes per stream, and a stream whose client does not read is dropped (its `onOverflow`
+/// closes the connection) instead of slowing the broadcast.
 public final class OpsFeed: Sendable {
-    public enum Signal: Sendable, Hashable {
-        /// An event, already in its wire form: encoded once however many streams it goes to.
-        case event(String)
-        /// End the stream now, with a short `retry:` (the server is stopping).
-        case end
-    }
-
+    /// An ops stream's registration; forgetting it before it goes live frees its place.
     public struct Subscription: Sendable {
         public let id: Int
-        public let signals: AsyncStream<Signal>
+        let registration: Registration
+    }
+
+    final class Registration: Sendable {
+        let id: Int
+        weak let feed: OpsFeed?
+
+        init(id: Int, feed: OpsFeed) {
+            self.id = id
+            self.feed = feed
+        }
+
+        deinit { self.feed?.remove(id: self.id) }
     }
 
     private struct Stream {
-        let continuation: AsyncStream<Signal>.Continuation
         let onOverflow: @Sendable () -> Void
+        var live: (sink: any StreamSink, onEnd: @Sendable (StreamEnd) -> Void)?
+        var endRequested = false
     }
 
     private struct State {
@@ -27,75 +34,119 @@ public final class OpsFeed: Sendable {
         var nextID = 0
     }
 
-    public let bufferSize: Int
     /// Ops streams this instance admits.
     public let limit: Int
+    /// The `retry:` written to every ops stream when the server stops.
+    public let shutdownRetry: Duration
     private let state = Mutex(State())
+    private let writer: any StreamBatchWriter
 
-    public init(bufferSize: Int, limit: Int) {
-        precondition(bufferSize > 0, "a stream needs room for at least one signal")
-        self.bufferSize = bufferSize
+    public init(
+        limit: Int,
+        shutdownRetry: Duration = .milliseconds(250),
+        writer: any StreamBatchWriter = OneSinkAtATime()
+    ) {
         self.limit = limit
+        self.shutdownRetry = shutdownRetry
+        self.writer = writer
     }
 
     public func subscribe(onOverflow: @escaping @Sendable () -> Void) throws(StreamRefusal) -> Subscription {
-        let (signals, continuation) = AsyncStream.makeStream(
-            of: Signal.self,
-            bufferingPolicy: .bufferingOldest(self.bufferSize)
-        )
         let admitted = self.state.withLock { state -> Int? in
             guard state.streams.count < self.limit else { return nil }
             defer { state.nextID += 1 }
-            state.streams[state.nextID] = Stream(continuation: continuation, onOverflow: onOverflow)
+            state.streams[state.nextID] = Stream(onOverflow: onOverflow)
             return state.nextID
         }
         guard let id = admitted else { throw .instanceFull }
-        continuation.onTermination = { [weak self] _ in
-            self?.state.withLock { state in state.streams[id] = nil }
+        return Subscription(id: id, registration: Registration(id: id, feed: self))
+    }
+
+    /// From now on events go to `sink`, until the stream ends; `false` if it ended already (the
+    /// server is stopping, or it is gone) and `onEnd` will not be called.
+    public func goLive(
+        _ subscription: Subscription,
+        sink: any StreamSink,
+        onEnd: @escaping @Sendable (StreamEnd) -> Void
+    ) -> Bool {
+        let endNow = self.state.withLock { state -> Bool? in
+            guard var stream = state.streams[subscription.id] else { return false }
+            if stream.endRequested {
+                state.streams[subscription.id] = nil
+                return true
+            }
+            stream.live = (sink, onEnd)
+            state.streams[subscription.id] = stream
+            return nil
         }
-        return Subscription(id: id, signals: signals)
+        guard let endNow else { return true }
+        if endNow { _ = sink.send(ServerSentEventEncoder.retry(self.shutdownRetry)) }
+        return false
     }
 
     public func unsubscribe(_ subscription: Subscription) {
-        self.state.withLock { $0.streams[subscription.id]?.continuation }?.finish()
+        self.remove(id: subscription.id)
     }
 
-    /// Asks one stream to end with a short `retry:`.
+    /// Ends one stream with a short `retry:` (the server is stopping).
     public func end(_ subscription: Subscription) {
-        guard let stream = self.state.withLock({ $0.streams[subscription.id] }) else { return }
-        Self.offer(.end, to: stream)
+        let live = self.state.withLock { state -> (any StreamSink, @Sendable (StreamEnd) -> Void)? in
+            guard var stream = state.streams[subscription.id] else { return nil }
+            guard let live = stream.live else {
+                stream.endRequested = true
+                state.streams[subscription.id] = stream
+                return nil
+            }
+            state.streams[subscription.id] = nil
+            return live
+        }
+        guard let (sink, onEnd) = live else { return }
+        _ = sink.send(ServerSentEventEncoder.retry(self.shutdownRetry))
+        onEnd(.shutdown)
     }
 
-    /// Sends an event to every ops stream. Never waits.
+    /// Sends an event to every live ops stream. Never waits.
     public func publish(_ event: ServerSentEvent) {
-        let streams = self.state.withLock { Array($0.streams.values) }
+        let streams = self.state.withLock { state in
+            state.streams.compactMap { id, stream in stream.live.map { (id, $0.sink) } }
+        }
         guard !streams.isEmpty else { return }
-        let signal = Signal.event(ServerSentEventEncoder.encode(event))
-        for stream in streams { Self.offer(signal, to: stream) }
+        let text = ServerSentEventEncoder.encode(event)
+        for index in self.writer.send(streams.map { ($0.1, text) }) {
+            let dropped = self.state.withLock { $0.streams.removeValue(forKey: streams[index].0) }
+            dropped?.onOverflow()
+            dropped?.live?.onEnd(.dropped)
+        }
     }
 
     public var openStreams: Int { self.state.withLock { $0.streams.count } }
 
-    private static func offer(_ signal: Signal, to stream: Stream) {
-        guard case .dropped = stream.continuation.yield(signal) else { return }
-        stream.continuation.finish()
-        stream.onOverflow()
+    fileprivate func remove(id: Int) {
+        let removed = self.state.withLock { $0.streams.removeValue(forKey: id) }
+        removed?.live?.onEnd(.cancelled)
     }
 }
 
 extension OpsFeed.Subscription {
-    /// Runs an ops stream: `retry:`, then every broadcast event until the stream ends.
-    public func run(feed: OpsFeed, settings: StreamSettings, write: (String) async throws -> Void) async throws {
+    /// Runs an ops stream: `retry:` (awaited, through `write`), then the feed writes every event to
+    /// `sink` until the stream ends.
+    public func run(
+        feed: OpsFeed,
+        settings: StreamSettings,
+        write: (String) async throws -> Void,
+        sink: any StreamSink
+    ) async throws {
         defer { feed.unsubscribe(self) }
         try await write(ServerSentEventEncoder.retry(settings.retry))
-        for await signal in self.signals {
-            switch signal {
-            case .event(let text):
-                try await write(text)
-            case .end:
-                try await write(ServerSentEventEncoder.retry(settings.shutdownRetry))
-                return
+        let subscription = self
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                if !feed.goLive(subscription, sink: sink, onEnd: { _ in continuation.resume() }) {
+                    continuation.resume()
+                }
             }
+        } onCancel: {
+            feed.unsubscribe(subscription)
         }
     }
 }

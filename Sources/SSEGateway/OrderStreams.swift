@@ -1,30 +1,14 @@
-import Foundation
 public import OrderStore
 
-/// The timings every order stream follows.
+/// What order and ops streams open with.
 public struct StreamSettings: Sendable, Hashable {
     /// The `retry:` sent when a stream opens: how long a browser waits before reconnecting.
     public var retry: Duration
-    /// The `retry:` sent when the server is stopping: short, so browsers move to another instance.
-    public var shutdownRetry: Duration
-    /// A `: keepalive` comment goes out after this much silence.
-    public var heartbeat: Duration
-    /// A stream ends after this long; the client resumes with Last-Event-ID.
-    public var maximumAge: Duration
     /// Events read from the log per query while replaying.
     public var replayBatchSize: Int
 
-    public init(
-        retry: Duration = .seconds(3),
-        shutdownRetry: Duration = .milliseconds(250),
-        heartbeat: Duration = .seconds(15),
-        maximumAge: Duration = .seconds(3600),
-        replayBatchSize: Int = 500
-    ) {
+    public init(retry: Duration = .seconds(3), replayBatchSize: Int = 500) {
         self.retry = retry
-        self.shutdownRetry = shutdownRetry
-        self.heartbeat = heartbeat
-        self.maximumAge = maximumAge
         self.replayBatchSize = replayBatchSize
     }
 }
@@ -47,13 +31,11 @@ public struct OrderStreams: Sendable {
     public let hub: StreamHub
     let store: OrderStore
     let settings: StreamSettings
-    let latency: DeliveryLatency
 
-    public init(hub: StreamHub, store: OrderStore, settings: StreamSettings, latency: DeliveryLatency) {
+    public init(hub: StreamHub, store: OrderStore, settings: StreamSettings) {
         self.hub = hub
         self.store = store
         self.settings = settings
-        self.latency = latency
     }
 
     /// Registers a stream, then reads where it starts. Registration comes first so that an event
@@ -117,7 +99,8 @@ public struct OrderStreams: Sendable {
     }
 }
 
-/// One open order stream: writes the snapshot, replays the log, then relays live events until
+/// One open order stream: writes the snapshot and replays the log itself, then hands the stream
+/// to the hub, which writes its live events, keepalives and parting `retry:` directly, until
 /// `finish`, the stream's maximum age, the server's shutdown or the client's departure.
 public struct OrderStreamSession: Sendable {
     let subscription: StreamHub.Subscription
@@ -125,23 +108,18 @@ public struct OrderStreamSession: Sendable {
     let snapshot: ServerSentEvent?
     let streams: OrderStreams
 
-    /// Runs the stream, handing its text to `write` (one call per burst of events). Returns when the
-    /// stream ends; throws what `write` or the log read throws (the connection then closes and the
-    /// client resumes with Last-Event-ID).
-    public func run(write: (String) async throws -> Void) async throws {
+    /// Runs the stream: the snapshot and the replay go to `write` (awaited, so a slow client
+    /// slows only its own replay), then the hub writes to `sink`. Returns when the stream ends;
+    /// throws what `write` or the log read throws (the connection then closes and the client
+    /// resumes with Last-Event-ID).
+    public func run(write: (String) async throws -> Void, sink: any StreamSink) async throws {
         let settings = self.streams.settings
-        let clock = ContinuousClock()
-        defer { self.streams.hub.unsubscribe(self.subscription) }
-        var machine = OrderStreamStateMachine(
-            cursor: self.cursor,
-            now: clock.now,
-            heartbeat: settings.heartbeat,
-            maximumAge: settings.maximumAge
-        )
+        let hub = self.streams.hub
+        defer { hub.unsubscribe(self.subscription) }
+        var machine = OrderStreamStateMachine(cursor: self.cursor)
         try await write(
             ServerSentEventEncoder.retry(settings.retry) + (self.snapshot.map(ServerSentEventEncoder.encode) ?? "")
         )
-
         var after = self.cursor
         while true {
             let page = try await self.streams.store.events(
@@ -150,34 +128,28 @@ public struct OrderStreamSession: Sendable {
                 limit: settings.replayBatchSize
             )
             var text = ""
-            for event in page {
-                if Self.append(event, to: &text, machine: &machine, now: clock.now) == .sendAndEnd { break }
+            for event in page where machine.eventArrived(id: event.id, isFinish: event.isFinish) != .drop {
+                text += ServerSentEventEncoder.encode(
+                    ServerSentEvent(id: String(event.id), event: event.name, data: event.data)
+                )
+                if machine.isEnded { break }
             }
             if !text.isEmpty { try await write(text) }
-            if machine.isEnded { return }
+            guard !machine.isEnded else { return }  // `finish` was in the replay
             guard page.count == settings.replayBatchSize, let last = page.last else { break }
             after = last.id
         }
-
-        for await signal in self.subscription.signals {
-            switch signal {
-            case .event(let event):
-                var text = ""
-                let action = Self.append(event, to: &text, machine: &machine, now: clock.now)
-                guard action != .drop else { continue }
-                try await write(text)
-                self.streams.latency.record(Date().timeIntervalSince(event.createdAt))
-                if action == .sendAndEnd { return }
-            case .tick:
-                switch machine.tick(now: clock.now) {
-                case .nothing: continue
-                case .sendKeepalive: try await write(ServerSentEventEncoder.comment("keepalive"))
-                case .end: return
-                }
-            case .end:
-                if machine.endRequested() { try await write(ServerSentEventEncoder.retry(settings.shutdownRetry)) }
-                return
+        // From here the hub writes; this task only waits for the end (the hub has written what
+        // the end needed: `finish` or `retry:`).
+        let subscription = self.subscription
+        let cursor = machine.lastSent!
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let outcome = hub.goLive(subscription, cursor: cursor, sink: sink) { _ in continuation.resume() }
+                if case .ended = outcome { continuation.resume() }
             }
+        } onCancel: {
+            hub.unsubscribe(subscription)
         }
     }
 
@@ -186,19 +158,4 @@ public struct OrderStreamSession: Sendable {
 
     /// Ends the stream at once (the client went away).
     public func cancel() { self.streams.hub.unsubscribe(self.subscription) }
-
-    private static func append(
-        _ event: OrderEvent,
-        to text: inout String,
-        machine: inout OrderStreamStateMachine,
-        now: ContinuousClock.Instant
-    ) -> OrderStreamStateMachine.EventAction {
-        let action = machine.eventArrived(id: event.id, isFinish: event.isFinish, now: now)
-        if action != .drop {
-            text += ServerSentEventEncoder.encode(
-                ServerSentEvent(id: String(event.id), event: event.name, data: event.data)
-            )
-        }
-        return action
-    }
 }

@@ -196,8 +196,10 @@ public struct Relay: Service {
                 { try await self.store.ordersWithEvents(after: from) }
             ) {
                 lookBack.record(changed.values.max() ?? from)
-                for (orderID, cursor) in self.hub.cursors(for: changed.keys) where changed[orderID, default: 0] > cursor
-                {
+                // Compared with what the live streams have, not with what the relay published:
+                // a stream that just went live has its replay, which the relay never published.
+                for (orderID, position) in self.hub.positions(for: changed.keys)
+                where changed[orderID, default: 0] > position {
                     behind.insert(orderID)
                 }
             }

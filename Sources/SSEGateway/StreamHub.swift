@@ -1,14 +1,41 @@
 public import OrderStore
 import Synchronization
 
-/// What a stream's buffer carries.
-public enum StreamSignal: Sendable, Hashable {
-    case event(OrderEvent)
-    /// The stream has had nothing from the hub for a heartbeat interval, or reached its maximum
-    /// age: time for a keepalive, or to end.
-    case tick
-    /// End the stream now, with a short `retry:` (the server is stopping).
-    case end
+/// Where a live stream's bytes go: the hub writes to it directly and never waits on it.
+public protocol StreamSink: Sendable {
+    /// Queues `text` for the client without waiting. Returns false when the client is too far
+    /// behind (its connection's buffers are full): the hub then drops the stream.
+    func send(_ text: String) -> Bool
+}
+
+/// Hands many writes to their sinks at once: an implementation can group them (one hop onto each
+/// event loop instead of one per stream). The refusals are known at once, as ``StreamSink/send(_:)``'s.
+public protocol StreamBatchWriter: Sendable {
+    /// Queues each text on its sink; returns the positions of the writes refused.
+    func send(_ writes: [(sink: any StreamSink, text: String)]) -> Set<Int>
+}
+
+/// Writes one sink at a time.
+public struct OneSinkAtATime: StreamBatchWriter {
+    public init() {}
+
+    public func send(_ writes: [(sink: any StreamSink, text: String)]) -> Set<Int> {
+        Set(writes.indices.filter { !writes[$0].sink.send(writes[$0].text) })
+    }
+}
+
+/// Why a live stream ended.
+public enum StreamEnd: Sendable, Hashable {
+    /// The order's `finish` was written.
+    case finished
+    /// The stream reached its maximum age; the client resumes with Last-Event-ID.
+    case expired
+    /// The server is stopping; a short `retry:` was written.
+    case shutdown
+    /// The client did not read; its connection was closed.
+    case dropped
+    /// The client left, or the stream was unsubscribed.
+    case cancelled
 }
 
 /// How many streams the hub admits.
@@ -37,30 +64,65 @@ public enum StreamRefusal: Error, Sendable, Hashable {
 /// Fans live events out to the open streams of each order, on this instance, and admits streams
 /// within ``StreamLimits``.
 ///
-/// Each stream has a bounded buffer. The hub never waits on a stream: a signal that does not fit
-/// ends that stream (its buffer finishes and its `onOverflow` runs, which closes the connection),
-/// so a client that does not read cannot hold up the others or grow without bound; it reconnects
-/// with `Last-Event-ID` and its replay fills what it missed.
+/// A stream registers (``subscribe(orderID:clientAddress:onOverflow:now:)``), replays the log
+/// itself, then goes live (``goLive(_:cursor:sink:now:onEnd:)``). While it replays, the hub holds
+/// the events published for its order (at most `bufferSize`); from then on it writes each new
+/// event, keepalive and parting `retry:` straight to the stream's ``StreamSink``: no task of the
+/// stream's wakes for them, and the hub never waits on a client (mercure's model). A client whose
+/// connection cannot take more is dropped (its `onOverflow` closes the connection) and resumes
+/// with Last-Event-ID; the others are not held up.
 ///
-/// The hub also remembers, per order with open streams, the newest id it delivered: after a
-/// listener gap the relay re-reads the log from there.
+/// Each live stream gets every event once, in id order: the hub writes only ids above the last it
+/// wrote there, and events of one order are published from one task in id order.
+///
+/// The hub also remembers, per order with open streams, the newest id it delivered: the relay
+/// re-reads the log from there.
 public final class StreamHub: Sendable {
-    /// A stream's registration: its signals, and the handle to end it.
+    /// A stream's registration. Dropping the last copy of it without going live (its response
+    /// was never written) frees its place.
     public struct Subscription: Sendable {
         public let id: Int
         public let orderID: String
-        /// Live events for this order, in id order, from registration on, with ticks between them.
-        /// Ends when the stream is dropped for overflow, unsubscribed or the hub closes.
-        public let signals: AsyncStream<StreamSignal>
+        let registration: Registration
+    }
+
+    /// Unregisters a subscription that is forgotten before it ends (the hub holds no reference).
+    final class Registration: Sendable {
+        let id: Int
+        weak let hub: StreamHub?
+
+        init(id: Int, hub: StreamHub) {
+            self.id = id
+            self.hub = hub
+        }
+
+        deinit { self.hub?.remove(id: self.id, reason: .cancelled) }
+    }
+
+    /// What ``goLive(_:cursor:sink:now:onEnd:)`` did.
+    public enum GoLive: Sendable, Hashable {
+        /// The hub writes to the stream from now on, and calls `onEnd` once when it ends.
+        case live
+        /// The stream ended at once (its `finish` was pending, the server is stopping, the client
+        /// was too slow, or it is gone); `onEnd` will not be called.
+        case ended(StreamEnd)
+    }
+
+    private enum Phase {
+        /// The stream is replaying the log; events published meanwhile wait here.
+        case replaying(pending: [OrderEvent])
+        case live(sink: any StreamSink, lastSent: Int64, onEnd: @Sendable (StreamEnd) -> Void)
     }
 
     private struct Stream {
         let orderID: String
-        let continuation: AsyncStream<StreamSignal>.Continuation
         let address: String
         let onOverflow: @Sendable () -> Void
         let openedAt: ContinuousClock.Instant
-        /// When the hub last handed it anything (an event or a tick).
+        var phase: Phase
+        /// The server is stopping: end it as soon as it goes live.
+        var endRequested = false
+        /// When the hub last wrote to it (an event or a keepalive).
         var quietSince: ContinuousClock.Instant
         /// The wheel's slot it is filed under: the second it may next be due.
         var slot: Int64
@@ -83,57 +145,64 @@ public final class StreamHub: Sendable {
         var isClosed = false
     }
 
-    /// Signals a stream may hold unread before it is dropped.
+    /// Events a replaying stream may have waiting before it is dropped.
     public let bufferSize: Int
     public let limits: StreamLimits
-    /// A stream the hub has handed nothing for this long gets a tick (its keepalive is due).
+    /// A live stream the hub wrote nothing to for this long gets a `: keepalive` comment.
     public let heartbeat: Duration
-    /// A stream this old gets a tick (it is to end).
+    /// A live stream this old is ended (the client resumes with Last-Event-ID).
     public let maximumAge: Duration
+    /// The `retry:` written to every live stream when the server stops.
+    public let shutdownRetry: Duration
     private let state = Mutex(State())
     private let dropped = Atomic<Int>(0)
     /// Slot 0 of the wheel.
     private let epoch: ContinuousClock.Instant
     private let spreadsTicks: Bool
+    /// Told of every event written to a live stream (commit-to-delivery latency).
+    private let onDelivered: @Sendable (OrderEvent) -> Void
+    private let writer: any StreamBatchWriter
 
     public init(
         bufferSize: Int,
         limits: StreamLimits,
         heartbeat: Duration = .seconds(15),
         maximumAge: Duration = .seconds(3600),
+        shutdownRetry: Duration = .milliseconds(250),
         now: ContinuousClock.Instant = .now,
-        spreadsTicks: Bool = true
+        spreadsTicks: Bool = true,
+        writer: any StreamBatchWriter = OneSinkAtATime(),
+        onDelivered: @escaping @Sendable (OrderEvent) -> Void = { _ in }
     ) {
-        precondition(bufferSize > 0, "a stream needs room for at least one signal")
+        precondition(bufferSize > 0, "a stream needs room for at least one event")
         self.bufferSize = bufferSize
         self.limits = limits
         self.heartbeat = heartbeat
         self.maximumAge = maximumAge
+        self.shutdownRetry = shutdownRetry
         self.epoch = now
         self.spreadsTicks = spreadsTicks
+        self.onDelivered = onDelivered
+        self.writer = writer
     }
 
+    // MARK: Registration
+
     /// Admits and registers a stream. Register before reading the log: events committed meanwhile
-    /// then arrive here too (``OrderStreamStateMachine`` drops the ones the replay already sent).
+    /// are then held for it, and ``goLive(_:cursor:sink:now:onEnd:)`` writes those the replay missed.
     ///
     /// - Parameters:
     ///   - clientAddress: the address the per-address limit counts.
-    ///   - onOverflow: runs (once, outside any lock) if the hub drops the stream for a full buffer;
-    ///     it should close the connection, since the stream's handler may be stuck in a write.
-    ///   - now: when it opened; unless the hub was made with `spreadsTicks: false`, its first tick
-    ///     comes between half and a whole heartbeat later.
+    ///   - onOverflow: runs (once, outside any lock) if the hub drops the stream because the client
+    ///     does not read; it closes the connection.
+    ///   - now: when it opened; unless the hub was made with `spreadsTicks: false`, its first
+    ///     keepalive comes between half and a whole heartbeat after it goes live.
     public func subscribe(
         orderID: String,
         clientAddress: String,
         onOverflow: @escaping @Sendable () -> Void,
         now: ContinuousClock.Instant = .now
     ) throws(StreamRefusal) -> Subscription {
-        let (signals, continuation) = AsyncStream.makeStream(
-            of: StreamSignal.self,
-            bufferingPolicy: .bufferingOldest(self.bufferSize)
-        )
-        // Spread over the first interval, so that streams opened together do not tick together.
-        let quietSince = self.spreadsTicks ? now - self.heartbeat / 2 * Double.random(in: 0..<1) : now
         let admitted = self.state.withLock { state -> Result<Int, StreamRefusal> in
             if state.isClosed { return .failure(.closed) }
             if state.streams.count >= self.limits.total { return .failure(.instanceFull) }
@@ -143,61 +212,159 @@ public final class StreamHub: Sendable {
             if state.byOrder[orderID, default: []].count >= self.limits.perOrder { return .failure(.tooManyForOrder) }
             let id = state.nextID
             state.nextID += 1
-            var stream = Stream(
+            state.streams[id] = Stream(
                 orderID: orderID,
-                continuation: continuation,
                 address: clientAddress,
                 onOverflow: onOverflow,
                 openedAt: now,
-                quietSince: quietSince,
-                slot: 0
+                phase: .replaying(pending: []),
+                quietSince: now,
+                slot: .max
             )
-            stream.slot = self.file(id, dueAt: self.dueAt(stream), after: state.lastSlot, in: &state)
-            state.streams[id] = stream
             state.byOrder[orderID, default: []].append(id)
             state.streamsPerAddress[clientAddress, default: 0] += 1
             return .success(id)
         }
         let id = try admitted.get()
-        continuation.onTermination = { [weak self] _ in self?.remove(id: id) }
-        return Subscription(id: id, orderID: orderID, signals: signals)
+        return Subscription(id: id, orderID: orderID, registration: Registration(id: id, hub: self))
     }
 
-    /// Ends a stream's registration. Safe to call more than once.
+    /// The stream has replayed the log up to `cursor` (its last id written): from now on the hub
+    /// writes to `sink`. The events held while it replayed that are above `cursor` are written
+    /// first, in id order.
+    ///
+    /// Those first writes happen under the hub's lock, the one place it writes while holding it: a
+    /// publish for the same order could otherwise overtake them. Writes only queue bytes on the
+    /// connection and never wait.
+    public func goLive(
+        _ subscription: Subscription,
+        cursor: Int64,
+        sink: any StreamSink,
+        now: ContinuousClock.Instant = .now,
+        onEnd: @escaping @Sendable (StreamEnd) -> Void
+    ) -> GoLive {
+        let (outcome, overflow, delivered) = self.state.withLock {
+            state -> (GoLive, (@Sendable () -> Void)?, [OrderEvent]) in
+            guard var stream = state.streams[subscription.id], case .replaying(let pending) = stream.phase else {
+                return (.ended(.cancelled), nil, [])
+            }
+            if stream.endRequested {
+                _ = sink.send(ServerSentEventEncoder.retry(self.shutdownRetry))
+                self.removeLocked(subscription.id, from: &state)
+                return (.ended(.shutdown), nil, [])
+            }
+            var lastSent = cursor
+            var text = ""
+            var written: [OrderEvent] = []
+            for event in pending.sorted(by: { $0.id < $1.id }) where event.id > lastSent {
+                text += Self.encode(event)
+                lastSent = event.id
+                written.append(event)
+                if event.isFinish { break }
+            }
+            if !text.isEmpty, !sink.send(text) {
+                self.removeLocked(subscription.id, from: &state)
+                return (.ended(.dropped), stream.onOverflow, [])
+            }
+            if written.last?.isFinish == true {
+                self.removeLocked(subscription.id, from: &state)
+                return (.ended(.finished), nil, written)
+            }
+            stream.phase = .live(sink: sink, lastSent: lastSent, onEnd: onEnd)
+            stream.quietSince = self.spreadsTicks ? now - self.heartbeat / 2 * Double.random(in: 0..<1) : now
+            stream.slot = self.file(subscription.id, dueAt: self.dueAt(stream), after: state.lastSlot, in: &state)
+            state.streams[subscription.id] = stream
+            return (.live, nil, written)
+        }
+        if let overflow { self.countDrop(overflow) }
+        for event in delivered { self.onDelivered(event) }
+        return outcome
+    }
+
+    /// Ends a stream's registration (the client left); a live stream's `onEnd` gets `cancelled`.
+    /// Safe to call more than once.
     public func unsubscribe(_ subscription: Subscription) {
-        self.state.withLock { $0.streams[subscription.id]?.continuation }?.finish()
+        self.remove(id: subscription.id, reason: .cancelled)
     }
 
-    /// Asks one stream to end with a short `retry:` (the server is stopping). A stream whose buffer
-    /// is full is dropped instead.
+    /// Ends one stream with a short `retry:` (the server is stopping); a replaying one ends as
+    /// soon as it goes live.
     public func end(_ subscription: Subscription) {
-        guard let stream = self.state.withLock({ $0.streams[subscription.id] }) else { return }
-        self.offer([.end], to: stream)
+        let ending = self.state.withLock { state -> (any StreamSink, @Sendable (StreamEnd) -> Void)? in
+            guard var stream = state.streams[subscription.id] else { return nil }
+            guard case .live(let sink, _, let onEnd) = stream.phase else {
+                stream.endRequested = true
+                state.streams[subscription.id] = stream
+                return nil
+            }
+            self.removeLocked(subscription.id, from: &state)
+            return (sink, onEnd)
+        }
+        guard let (sink, onEnd) = ending else { return }
+        _ = sink.send(ServerSentEventEncoder.retry(self.shutdownRetry))
+        onEnd(.shutdown)
     }
 
-    /// Delivers an order's new events, in id order, to its open streams. Never waits.
+    // MARK: Delivery
+
+    /// Delivers an order's new events, in id order, to its open streams: written to the live ones,
+    /// held for the replaying ones. Never waits.
     ///
     /// - Important: Calls for the same order must not overlap (the relay publishes from one task):
-    ///   the events are handed out after the lock is released, so two overlapping calls could
-    ///   interleave, and a stream would drop the late ones as already sent.
+    ///   the writes happen after the lock is released, so two overlapping calls could interleave.
     public func publish(_ events: [OrderEvent], now: ContinuousClock.Instant = .now) {
         guard let orderID = events.first?.orderID else { return }
         precondition(events.allSatisfy { $0.orderID == orderID }, "publish one order's events at a time")
-        // Decide under the lock, act outside it: yielding can run termination handlers that lock.
-        let streams = self.state.withLock { state -> [Stream] in
-            guard let ids = state.byOrder[orderID] else { return [] }
-            let newest = events.map(\.id).max() ?? 0
-            state.lastDelivered[orderID] = max(state.lastDelivered[orderID] ?? 0, newest)
-            // Its slot in the wheel stays: when it comes, the stream is filed later again.
-            for id in ids { state.streams[id]?.quietSince = now }
-            return ids.compactMap { state.streams[$0] }
+        let events = events.sorted { $0.id < $1.id }
+        // Each event is encoded once, whatever the number of streams.
+        let encoded = events.map(Self.encode)
+        var writes: [(id: Int, sink: any StreamSink, text: String, events: ArraySlice<OrderEvent>)] = []
+        var ended: [@Sendable (StreamEnd) -> Void] = []
+        var overflowed: [@Sendable () -> Void] = []
+        self.state.withLock { state in
+            guard let ids = state.byOrder[orderID] else { return }
+            state.lastDelivered[orderID] = max(state.lastDelivered[orderID] ?? 0, events.last!.id)
+            for id in ids {
+                guard var stream = state.streams[id] else { continue }
+                switch stream.phase {
+                case .replaying(var pending):
+                    pending += events
+                    guard pending.count <= self.bufferSize else {
+                        self.removeLocked(id, from: &state)
+                        overflowed.append(stream.onOverflow)
+                        continue
+                    }
+                    stream.phase = .replaying(pending: pending)
+                    state.streams[id] = stream
+                case .live(let sink, let lastSent, let onEnd):
+                    guard let first = events.firstIndex(where: { $0.id > lastSent }) else { continue }
+                    let end = events[first...].firstIndex(where: \.isFinish).map { $0 + 1 } ?? events.endIndex
+                    writes.append((id, sink, encoded[first..<end].joined(), events[first..<end]))
+                    if events[end - 1].isFinish {
+                        self.removeLocked(id, from: &state)
+                        ended.append(onEnd)
+                    } else {
+                        stream.phase = .live(sink: sink, lastSent: events[end - 1].id, onEnd: onEnd)
+                        stream.quietSince = now
+                        state.streams[id] = stream
+                    }
+                }
+            }
         }
-        let signals = events.map(StreamSignal.event)
-        for stream in streams { self.offer(signals, to: stream) }
+        let refused = self.writer.send(writes.map { ($0.sink, $0.text) })
+        for (index, write) in writes.enumerated() {
+            if refused.contains(index) {
+                self.drop(id: write.id)
+            } else {
+                for event in write.events { self.onDelivered(event) }
+            }
+        }
+        for onEnd in ended { onEnd(.finished) }
+        for overflow in overflowed { self.countDrop(overflow) }
     }
 
-    /// Sends a ``StreamSignal/tick`` to each stream that had nothing from the hub for a heartbeat
-    /// interval, or reached its maximum age, and to no other. Never waits. Call it a few times a
+    /// Writes a `: keepalive` to each live stream the hub wrote nothing to for a heartbeat
+    /// interval, and ends those that reached their maximum age. Never waits. Call it a few times a
     /// second: a keepalive is then at most that late.
     ///
     /// It looks only at the wheel's slots that have come (about heartbeat⁻¹ of the streams each
@@ -205,26 +372,38 @@ public final class StreamHub: Sendable {
     /// measured at 5–15 ms, ten times a second, holding up every delivery meanwhile.
     public func tick(now: ContinuousClock.Instant = .now) {
         let current = self.slot(of: now)
-        let due = self.state.withLock { state -> [Stream] in
-            var due: [Stream] = []
+        var keepalives: [(id: Int, sink: any StreamSink)] = []
+        var expired: [@Sendable (StreamEnd) -> Void] = []
+        self.state.withLock { state in
             while state.lastSlot < current {
                 state.lastSlot += 1
                 guard let ids = state.wheel.removeValue(forKey: state.lastSlot) else { continue }
                 for id in ids {
-                    guard var stream = state.streams[id], stream.slot == state.lastSlot else { continue }
-                    if now - stream.quietSince >= self.heartbeat || now - stream.openedAt >= self.maximumAge {
-                        stream.quietSince = now
-                        due.append(stream)
+                    guard var stream = state.streams[id], stream.slot == state.lastSlot,
+                        case .live(let sink, _, let onEnd) = stream.phase
+                    else { continue }
+                    if now - stream.openedAt >= self.maximumAge {
+                        self.removeLocked(id, from: &state)
+                        expired.append(onEnd)
+                        continue
                     }
-                    // After this tick's slots, or an old stream would be ticked twice in one call.
+                    if now - stream.quietSince >= self.heartbeat {
+                        stream.quietSince = now
+                        keepalives.append((id, sink))
+                    }
+                    // After this tick's slots, or an old stream would be handled twice in one call.
                     stream.slot = self.file(id, dueAt: self.dueAt(stream), after: current, in: &state)
                     state.streams[id] = stream
                 }
             }
-            return due
         }
-        for stream in due { self.offer([.tick], to: stream) }
+        let keepalive = ServerSentEventEncoder.comment("keepalive")
+        let refused = self.writer.send(keepalives.map { ($0.sink, keepalive) })
+        for index in refused { self.drop(id: keepalives[index].id) }
+        for onEnd in expired { onEnd(.expired) }
     }
+
+    // MARK: State
 
     /// The newest id delivered to each of `orderIDs` that has open streams (0 when nothing was yet):
     /// where the relay reads an announced order's log from.
@@ -233,6 +412,22 @@ public final class StreamHub: Sendable {
             var cursors: [String: Int64] = [:]
             for id in orderIDs where state.byOrder[id] != nil { cursors[id] = state.lastDelivered[id] ?? 0 }
             return cursors
+        }
+    }
+
+    /// For each of `orderIDs` with live streams, the lowest last id written among them: an event
+    /// above it is one some stream of the order has not had. (Streams still replaying read the log
+    /// themselves.) What the relay's recovery compares the log with.
+    public func positions(for orderIDs: some Sequence<String>) -> [String: Int64] {
+        self.state.withLock { state in
+            var positions: [String: Int64] = [:]
+            for orderID in orderIDs {
+                for id in state.byOrder[orderID] ?? [] {
+                    guard case .live(_, let lastSent, _) = state.streams[id]?.phase else { continue }
+                    positions[orderID] = min(positions[orderID] ?? .max, lastSent)
+                }
+            }
+            return positions
         }
     }
 
@@ -250,27 +445,67 @@ public final class StreamHub: Sendable {
     /// Streams dropped so far because they did not read.
     public var droppedStreams: Int { self.dropped.load(ordering: .relaxed) }
 
-    /// Ends every stream and refuses new ones.
+    /// Ends every stream (live ones get `cancelled`) and refuses new ones.
     public func close() {
-        let all = self.state.withLock { state in
+        let ended = self.state.withLock { state -> [@Sendable (StreamEnd) -> Void] in
             state.isClosed = true
-            return Array(state.streams.values)
+            var ended: [@Sendable (StreamEnd) -> Void] = []
+            for id in Array(state.streams.keys) {
+                if case .live(_, _, let onEnd) = state.streams[id]!.phase { ended.append(onEnd) }
+                self.removeLocked(id, from: &state)
+            }
+            return ended
         }
-        for stream in all { stream.continuation.finish() }
+        for onEnd in ended { onEnd(.cancelled) }
     }
 
-    private func offer(_ signals: [StreamSignal], to stream: Stream) {
-        for signal in signals {
-            guard case .dropped = stream.continuation.yield(signal) else { continue }
-            stream.continuation.finish()
-            self.dropped.add(1, ordering: .relaxed)
-            stream.onOverflow()
-            return
+    // MARK: Internals
+
+    private static func encode(_ event: OrderEvent) -> String {
+        ServerSentEventEncoder.encode(ServerSentEvent(id: String(event.id), event: event.name, data: event.data))
+    }
+
+    /// Drops a stream whose client does not read: closes its connection, ends it.
+    private func drop(id: Int) {
+        let dropped = self.state.withLock { state -> (@Sendable () -> Void, (@Sendable (StreamEnd) -> Void)?)? in
+            guard let stream = state.streams[id] else { return nil }
+            self.removeLocked(id, from: &state)
+            if case .live(_, _, let onEnd) = stream.phase { return (stream.onOverflow, onEnd) }
+            return (stream.onOverflow, nil)
+        }
+        guard let (overflow, onEnd) = dropped else { return }
+        self.countDrop(overflow)
+        onEnd?(.dropped)
+    }
+
+    private func countDrop(_ overflow: @Sendable () -> Void) {
+        self.dropped.add(1, ordering: .relaxed)
+        overflow()
+    }
+
+    fileprivate func remove(id: Int, reason: StreamEnd) {
+        let onEnd = self.state.withLock { state -> (@Sendable (StreamEnd) -> Void)? in
+            guard let stream = state.streams[id] else { return nil }
+            self.removeLocked(id, from: &state)
+            if case .live(_, _, let onEnd) = stream.phase { return onEnd }
+            return nil
+        }
+        onEnd?(reason)
+    }
+
+    private func removeLocked(_ id: Int, from state: inout State) {
+        guard let stream = state.streams.removeValue(forKey: id) else { return }
+        state.streamsPerAddress[stream.address, default: 1] -= 1
+        if state.streamsPerAddress[stream.address] == 0 { state.streamsPerAddress[stream.address] = nil }
+        state.byOrder[stream.orderID]?.removeAll { $0 == id }
+        if state.byOrder[stream.orderID]?.isEmpty == true {
+            state.byOrder[stream.orderID] = nil
+            state.lastDelivered[stream.orderID] = nil
         }
     }
 
-    /// When a stream may next need a tick: a heartbeat after the hub last handed it anything, or
-    /// its maximum age, whichever comes first.
+    /// When a live stream may next need the hub: a heartbeat after it last wrote to it, or its
+    /// maximum age, whichever comes first.
     private func dueAt(_ stream: Stream) -> ContinuousClock.Instant {
         min(stream.quietSince + self.heartbeat, stream.openedAt + self.maximumAge)
     }
@@ -288,18 +523,5 @@ public final class StreamHub: Sendable {
     /// Whole seconds since the epoch, rounded down.
     private func slot(of instant: ContinuousClock.Instant) -> Int64 {
         Int64(((instant - self.epoch) / .seconds(1)).rounded(.down))
-    }
-
-    private func remove(id: Int) {
-        self.state.withLock { state in
-            guard let stream = state.streams.removeValue(forKey: id) else { return }
-            state.streamsPerAddress[stream.address, default: 1] -= 1
-            if state.streamsPerAddress[stream.address] == 0 { state.streamsPerAddress[stream.address] = nil }
-            state.byOrder[stream.orderID]?.removeAll { $0 == id }
-            if state.byOrder[stream.orderID]?.isEmpty == true {
-                state.byOrder[stream.orderID] = nil
-                state.lastDelivered[stream.orderID] = nil
-            }
-        }
     }
 }

@@ -4,59 +4,120 @@ import SSEGateway
 import Synchronization
 import Testing
 
-private func events(_ order: String, _ ids: ClosedRange<Int64>) -> [OrderEvent] {
-    ids.map { OrderEvent(id: $0, orderID: order, name: "status", data: "{}", createdAt: Date()) }
+private func events(_ order: String, _ ids: ClosedRange<Int64>, finishAt: Int64? = nil) -> [OrderEvent] {
+    ids.map {
+        OrderEvent(id: $0, orderID: order, name: $0 == finishAt ? "finish" : "status", data: "{}", createdAt: Date())
+    }
 }
 
-/// Reads what a stream holds now, without waiting for more: everything buffered up to its end.
-private func drain(_ subscription: StreamHub.Subscription) async -> [StreamSignal] {
-    var signals: [StreamSignal] = []
-    for await signal in subscription.signals { signals.append(signal) }
-    return signals
+/// A sink that keeps what the hub wrote, and refuses once `capacity` writes are held.
+private final class RecordingSink: StreamSink {
+    private let written = Mutex<[String]>([])
+    private let capacity: Int
+
+    init(capacity: Int = .max) {
+        self.capacity = capacity
+    }
+
+    func send(_ text: String) -> Bool {
+        self.written.withLock { written in
+            guard written.count < self.capacity else { return false }
+            written.append(text)
+            return true
+        }
+    }
+
+    var texts: [String] { self.written.withLock { $0 } }
+
+    /// The `id:` values written, in order.
+    var ids: [Int64] {
+        self.texts.joined().split(separator: "\n").compactMap { $0.hasPrefix("id: ") ? Int64($0.dropFirst(4)) : nil }
+    }
 }
 
-private func ids(_ signals: [StreamSignal]) -> [Int64] {
-    signals.compactMap { if case .event(let event) = $0 { event.id } else { nil } }
+/// What `onEnd` was called with.
+private final class Ends: Sendable {
+    private let ends = Mutex<[StreamEnd]>([])
+
+    func record(_ end: StreamEnd) { self.ends.withLock { $0.append(end) } }
+
+    var all: [StreamEnd] { self.ends.withLock { $0 } }
 }
 
 private let roomy = StreamLimits(total: 100, perAddress: 100, perOrder: 100)
 
 @Suite("StreamHub")
 struct StreamHubTests {
-    /// Events reach every stream of their order, in order, and no other order's streams.
-    @Test func fansOutPerOrder() async throws {
+    /// Events reach every live stream of their order, in order, once; and no other order's streams.
+    @Test func fansOutPerOrder() throws {
         let hub = StreamHub(bufferSize: 10, limits: roomy)
-        let first = try hub.subscribe(orderID: "a", clientAddress: "1", onOverflow: {})
-        let second = try hub.subscribe(orderID: "a", clientAddress: "1", onOverflow: {})
-        let other = try hub.subscribe(orderID: "b", clientAddress: "1", onOverflow: {})
-        #expect(hub.openStreams == 3)
+        let (first, second, other) = (RecordingSink(), RecordingSink(), RecordingSink())
+        // Held, as a session holds its subscription while the stream lives.
+        var subscriptions: [StreamHub.Subscription] = []
+        for (order, sink) in [("a", first), ("a", second), ("b", other)] {
+            subscriptions.append(try hub.subscribe(orderID: order, clientAddress: "1", onOverflow: {}))
+            #expect(hub.goLive(subscriptions.last!, cursor: 0, sink: sink, onEnd: { _ in }) == .live)
+        }
+        defer { withExtendedLifetime(subscriptions) {} }
         hub.publish(events("a", 1...3))
-        hub.close()
-        #expect(ids(await drain(first)) == [1, 2, 3])
-        #expect(ids(await drain(second)) == [1, 2, 3])
-        #expect(await drain(other).isEmpty)
+        hub.publish(events("a", 2...4))  // 2 and 3 again: written once
+        #expect(first.ids == [1, 2, 3, 4] && second.ids == [1, 2, 3, 4])
+        #expect(other.ids.isEmpty)
     }
 
-    /// A stream whose buffer is full is dropped and its connection closed; the others are not held up.
-    @Test func slowStreamIsDroppedOthersContinue() async throws {
+    /// Events published while a stream replays are held, and written when it goes live: only those
+    /// above the cursor its replay reached, and nothing after `finish`, which ends it.
+    @Test func replayThenLiveWithoutGapOrDuplicate() throws {
+        let hub = StreamHub(bufferSize: 10, limits: roomy)
+        let subscription = try hub.subscribe(orderID: "a", clientAddress: "1", onOverflow: {})
+        hub.publish(events("a", 5...6))  // committed while it replays
+        let sink = RecordingSink()
+        let ends = Ends()
+        // The replay sent up to 5: 6 is written at once, then live ones follow.
+        #expect(hub.goLive(subscription, cursor: 5, sink: sink, onEnd: ends.record) == .live)
+        defer { withExtendedLifetime(subscription) {} }
+        hub.publish(events("a", 7...9, finishAt: 8))
+        #expect(sink.ids == [6, 7, 8])
+        #expect(ends.all == [.finished])
+        #expect(hub.openStreams == 0)
+        // A finish held while replaying ends the stream as it goes live.
+        let late = try hub.subscribe(orderID: "b", clientAddress: "1", onOverflow: {})
+        hub.publish(events("b", 1...2, finishAt: 2))
+        let lateSink = RecordingSink()
+        #expect(hub.goLive(late, cursor: 0, sink: lateSink, onEnd: { _ in }) == .ended(.finished))
+        #expect(lateSink.ids == [1, 2])
+    }
+
+    /// A stream whose connection refuses more is dropped and its connection closed; the others are
+    /// not held up. A replaying stream that falls more than its buffer behind is dropped too.
+    @Test func slowStreamsAreDroppedOthersContinue() throws {
         let hub = StreamHub(bufferSize: 3, limits: roomy)
         let closed = Atomic<Int>(0)
         let slow = try hub.subscribe(orderID: "a", clientAddress: "1") { closed.add(1, ordering: .relaxed) }
-        hub.publish(events("a", 1...2))
+        let slowSink = RecordingSink(capacity: 1)
+        let slowEnds = Ends()
+        _ = hub.goLive(slow, cursor: 0, sink: slowSink, onEnd: slowEnds.record)
         let reader = try hub.subscribe(orderID: "a", clientAddress: "1", onOverflow: {})
-        let third = events("a", 3...3)
-        hub.publish(third)
-        hub.tick(now: .now + .seconds(16))  // the slow stream's fourth signal: no room
+        defer { withExtendedLifetime((slow, reader)) {} }
+        let readerSink = RecordingSink()
+        _ = hub.goLive(reader, cursor: 0, sink: readerSink, onEnd: { _ in })
+        hub.publish(events("a", 1...1))
+        hub.publish(events("a", 2...2))  // the slow one's connection is full: dropped
+        hub.publish(events("a", 3...3))
+        #expect(closed.load(ordering: .relaxed) == 1 && slowEnds.all == [.dropped])
+        #expect(readerSink.ids == [1, 2, 3])
+        let replaying = try hub.subscribe(orderID: "a", clientAddress: "1") { closed.add(1, ordering: .relaxed) }
+        hub.publish(events("a", 4...6))
         #expect(closed.load(ordering: .relaxed) == 1)
-        #expect(hub.droppedStreams == 1)
-        #expect(ids(await drain(slow)) == [1, 2, 3])
-        #expect(hub.openStreams == 1)
-        hub.unsubscribe(reader)
-        #expect(await drain(reader) == [.event(third[0]), .tick])
+        hub.publish(events("a", 7...7))  // a fourth held event: more than its buffer
+        #expect(closed.load(ordering: .relaxed) == 2)
+        #expect(hub.goLive(replaying, cursor: 3, sink: RecordingSink(), onEnd: { _ in }) == .ended(.cancelled))
+        #expect(hub.droppedStreams == 2 && hub.openStreams == 1)
     }
 
-    /// Ticks go only to streams the hub handed nothing for a heartbeat interval, or that are too old.
-    @Test func ticksOnlyForQuietOrOldStreams() async throws {
+    /// Keepalives go only to live streams the hub wrote nothing to for a heartbeat interval, and a
+    /// stream at its maximum age is ended.
+    @Test func keepalivesForQuietStreamsAndAnEndAtMaximumAge() throws {
         let start = ContinuousClock.now
         let hub = StreamHub(
             bufferSize: 10,
@@ -66,21 +127,25 @@ struct StreamHubTests {
             now: start,
             spreadsTicks: false
         )
-        let quiet = try hub.subscribe(orderID: "a", clientAddress: "1", onOverflow: {}, now: start)
-        let busy = try hub.subscribe(orderID: "b", clientAddress: "1", onOverflow: {}, now: start)
+        let (quiet, busy) = (RecordingSink(), RecordingSink())
+        let ends = Ends()
+        let quietSubscription = try hub.subscribe(orderID: "a", clientAddress: "1", onOverflow: {}, now: start)
+        let busySubscription = try hub.subscribe(orderID: "b", clientAddress: "1", onOverflow: {}, now: start)
+        _ = hub.goLive(quietSubscription, cursor: 0, sink: quiet, now: start, onEnd: ends.record)
+        _ = hub.goLive(busySubscription, cursor: 0, sink: busy, now: start, onEnd: ends.record)
+        defer { withExtendedLifetime((quietSubscription, busySubscription)) {} }
         hub.tick(now: start + .seconds(10))  // nobody due
         hub.publish(events("b", 1...1), now: start + .seconds(10))
         hub.tick(now: start + .seconds(16))  // only the quiet one
-        hub.tick(now: start + .seconds(17))  // nobody: the quiet one was just ticked
-        hub.tick(now: start + .seconds(61))  // both old: both
-        hub.close()
-        #expect(await drain(quiet) == [.tick, .tick])
-        let busySignals = await drain(busy)
-        #expect(ids(busySignals) == [1])
-        #expect(busySignals.count == 2 && busySignals.last == .tick)
+        hub.tick(now: start + .seconds(17))  // nobody: the quiet one just had one
+        #expect(quiet.texts == [": keepalive\n\n"])
+        #expect(busy.ids == [1] && busy.texts.count == 1)
+        hub.tick(now: start + .seconds(61))  // both old: both end
+        #expect(ends.all == [.expired, .expired])
+        #expect(hub.openStreams == 0)
     }
 
-    /// The hub remembers the newest id delivered per watched order, for re-reading after a gap.
+    /// The hub remembers the newest id delivered per watched order, for re-reading.
     @Test func watchedOrdersTrackTheNewestDelivered() throws {
         let hub = StreamHub(bufferSize: 10, limits: roomy)
         let a = try hub.subscribe(orderID: "a", clientAddress: "1", onOverflow: {})
@@ -92,6 +157,22 @@ struct StreamHubTests {
         hub.unsubscribe(a)
         #expect(hub.watchedOrders() == ["b": 0])
         withExtendedLifetime(b) {}
+    }
+
+    /// Positions are what the live streams of an order have (the lowest among them), including what
+    /// their replays wrote, which the hub never published; replaying streams do not count.
+    @Test func positionsAreWhatLiveStreamsHave() throws {
+        let hub = StreamHub(bufferSize: 10, limits: roomy)
+        let ahead = try hub.subscribe(orderID: "a", clientAddress: "1", onOverflow: {})
+        let behind = try hub.subscribe(orderID: "a", clientAddress: "1", onOverflow: {})
+        let replaying = try hub.subscribe(orderID: "b", clientAddress: "1", onOverflow: {})
+        defer { withExtendedLifetime((ahead, behind, replaying)) {} }
+        _ = hub.goLive(ahead, cursor: 12, sink: RecordingSink(), onEnd: { _ in })
+        _ = hub.goLive(behind, cursor: 9, sink: RecordingSink(), onEnd: { _ in })
+        #expect(hub.positions(for: ["a", "b", "c"]) == ["a": 9])
+        #expect(hub.cursors(for: ["a", "b"]) == ["a": 0, "b": 0])  // nothing published yet
+        hub.publish(events("a", 13...13))
+        #expect(hub.positions(for: ["a"]) == ["a": 13])
     }
 
     /// Each limit refuses with its own reason, and a stream that ends frees its place.
@@ -115,7 +196,7 @@ struct StreamHubTests {
         withExtendedLifetime((second, third, again)) {}
     }
 
-    /// A subscription released without ever being read (its response was never written) frees its place.
+    /// A subscription released without ever going live (its response was never written) frees its place.
     @Test func abandonedSubscriptionFreesItsPlace() throws {
         let hub = StreamHub(bufferSize: 10, limits: StreamLimits(total: 1, perAddress: 1, perOrder: 1))
         do {
@@ -126,15 +207,22 @@ struct StreamHubTests {
         _ = try hub.subscribe(orderID: "a", clientAddress: "x", onOverflow: {})
     }
 
-    /// `end` asks one stream to stop; after close, every stream has ended and new ones are refused.
-    @Test func endAndClose() async throws {
-        let hub = StreamHub(bufferSize: 10, limits: roomy)
-        let ending = try hub.subscribe(orderID: "a", clientAddress: "1", onOverflow: {})
-        let open = try hub.subscribe(orderID: "a", clientAddress: "1", onOverflow: {})
-        hub.end(ending)
+    /// `end` writes a short `retry:` to a live stream and ends it; a replaying one ends as it goes
+    /// live; after close, new streams are refused.
+    @Test func endAndClose() throws {
+        let hub = StreamHub(bufferSize: 10, limits: roomy, shutdownRetry: .milliseconds(250))
+        let live = try hub.subscribe(orderID: "a", clientAddress: "1", onOverflow: {})
+        let sink = RecordingSink()
+        let ends = Ends()
+        _ = hub.goLive(live, cursor: 0, sink: sink, onEnd: ends.record)
+        let replaying = try hub.subscribe(orderID: "a", clientAddress: "1", onOverflow: {})
+        hub.end(live)
+        hub.end(replaying)
+        #expect(sink.texts == ["retry: 250\n\n"] && ends.all == [.shutdown])
+        let lateSink = RecordingSink()
+        #expect(hub.goLive(replaying, cursor: 0, sink: lateSink, onEnd: { _ in }) == .ended(.shutdown))
+        #expect(lateSink.texts == ["retry: 250\n\n"])
         hub.close()
-        #expect(await drain(ending) == [.end])
-        #expect(await drain(open).isEmpty)
         #expect(throws: StreamRefusal.closed) {
             try hub.subscribe(orderID: "a", clientAddress: "1", onOverflow: {})
         }

@@ -3,6 +3,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import NIOCore
+import NIOHTTPTypes
 import PaymentProviders
 import SSEGateway
 import ServiceLifecycle
@@ -104,9 +105,9 @@ struct StreamsController {
             return Response(status: .noContent, headers: cors)
         case .stream(let session):
             self.metrics.streamOpened(kind: "order")
-            return self.eventStream(context.channel, headers: cors, onClientGone: session.cancel) { write in
+            return self.eventStream(context.channel, headers: cors, onClientGone: session.cancel) { write, sink in
                 try await withGracefulShutdownHandler {
-                    try await session.run(write: write)
+                    try await session.run(write: write, sink: sink)
                 } onGracefulShutdown: {
                     session.end()
                 }
@@ -176,9 +177,9 @@ struct StreamsController {
         }
         self.metrics.streamOpened(kind: "ops")
         let unsubscribe: @Sendable () -> Void = { self.ops.unsubscribe(subscription) }
-        return self.eventStream(context.channel, headers: [:], onClientGone: unsubscribe) { write in
+        return self.eventStream(context.channel, headers: [:], onClientGone: unsubscribe) { write, sink in
             try await withGracefulShutdownHandler {
-                try await subscription.run(feed: self.ops, settings: self.settings, write: write)
+                try await subscription.run(feed: self.ops, settings: self.settings, write: write, sink: sink)
             } onGracefulShutdown: {
                 self.ops.end(subscription)
             }
@@ -209,7 +210,7 @@ struct StreamsController {
         _ channel: any Channel,
         headers: HTTPFields,
         onClientGone: @escaping @Sendable () -> Void,
-        run: @escaping @Sendable (_ write: (String) async throws -> Void) async throws -> Void
+        run: @escaping @Sendable (_ write: (String) async throws -> Void, _ sink: any StreamSink) async throws -> Void
     ) -> Response {
         var fields = headers
         fields[.contentType] = "text/event-stream; charset=utf-8"
@@ -221,7 +222,10 @@ struct StreamsController {
             body: ResponseBody { writer in
                 channel.closeFuture.whenComplete { _ in onClientGone() }
                 try await channel.pipeline.addHandler(CloseOnInputClosed(), position: .first).get()
-                try await run { text in try await writer.write(ByteBuffer(string: text)) }
+                try await run(
+                    { text in try await writer.write(ByteBuffer(string: text)) },
+                    ChannelSink(channel: channel)
+                )
                 try await writer.finish(nil)
             }
         )
@@ -260,6 +264,50 @@ extension HTTPFields {
         var merged = self
         for field in other { merged[field.name] = field.value }
         return merged
+    }
+}
+
+/// Writes a live stream's text straight to its connection, as more of the response's body: on the
+/// connection's event loop, never waiting. The stream's task has written the head, the snapshot
+/// and the replay through Hummingbird's writer before, and ends the body through it after, so the
+/// order holds. A connection whose pending writes passed NIO's high watermark (64 KB beyond what
+/// the kernel holds) refuses: that is the stream's bounded buffer.
+struct ChannelSink: StreamSink {
+    let channel: any Channel
+
+    func send(_ text: String) -> Bool {
+        guard self.channel.isWritable else { return false }
+        self.channel.writeAndFlush(HTTPResponsePart.body(ByteBuffer(string: text)), promise: nil)
+        return true
+    }
+}
+
+/// Writes to many streams with one hop onto each event loop, instead of one per stream: a
+/// broadcast to 10,000 streams is then two tasks on two loops (and two wake-ups), not 10,000.
+struct ChannelBatchWriter: StreamBatchWriter {
+    func send(_ writes: [(sink: any StreamSink, text: String)]) -> Set<Int> {
+        var refused: Set<Int> = []
+        var byLoop: [ObjectIdentifier: (loop: any EventLoop, writes: [(any Channel, String)])] = [:]
+        for (index, write) in writes.enumerated() {
+            guard let sink = write.sink as? ChannelSink else {
+                if !write.sink.send(write.text) { refused.insert(index) }
+                continue
+            }
+            guard sink.channel.isWritable else {
+                refused.insert(index)
+                continue
+            }
+            let loop = sink.channel.eventLoop
+            byLoop[ObjectIdentifier(loop), default: (loop, [])].writes.append((sink.channel, write.text))
+        }
+        for (loop, channelWrites) in byLoop.values {
+            loop.execute {
+                for (channel, text) in channelWrites {
+                    channel.writeAndFlush(HTTPResponsePart.body(ByteBuffer(string: text)), promise: nil)
+                }
+            }
+        }
+        return refused
     }
 }
 
