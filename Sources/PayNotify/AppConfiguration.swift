@@ -39,7 +39,7 @@ public import Postgres
 ///     before the process stops them and exits. Default `10`.
 ///   - `PAYNOTIFY_STREAM_MAX_SECONDS`: a stream ends after this long; the client resumes. Default `3600`.
 ///   - `PAYNOTIFY_STREAM_RETRY_MS`: the `retry:` a stream opens with. Default `3000`.
-///   - `PAYNOTIFY_STREAM_BUFFER`: events and ticks a stream may hold unread before it is dropped. Default `64`.
+///   - `PAYNOTIFY_STREAM_BUFFER`: events held for a stream while it replays, before it is dropped. Default `64`.
 ///   - `PAYNOTIFY_MAX_STREAMS`: open order streams per instance. Default `10000`.
 ///   - `PAYNOTIFY_MAX_STREAMS_PER_IP`: open streams per client address. Default `200`.
 ///   - `PAYNOTIFY_MAX_STREAMS_PER_ORDER`: open streams per order. Default `8`.
