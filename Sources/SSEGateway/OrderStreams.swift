@@ -88,6 +88,7 @@ public struct OrderStreams: Sendable {
                 OrderStreamSession(
                     subscription: subscription,
                     cursor: cursor,
+                    logHoldsMore: cursor < start.latestEventID,
                     snapshot: snapshot,
                     streams: self
                 )
@@ -105,6 +106,10 @@ public struct OrderStreams: Sendable {
 public struct OrderStreamSession: Sendable {
     let subscription: StreamHub.Subscription
     let cursor: Int64
+    /// Whether the log held events above the cursor when the stream started. When it did not (a
+    /// fresh stream's snapshot is the log's newest id), the replay has nothing to read: anything
+    /// committed since was published to the hub, which holds it for the stream.
+    let logHoldsMore: Bool
     let snapshot: ServerSentEvent?
     let streams: OrderStreams
 
@@ -121,7 +126,7 @@ public struct OrderStreamSession: Sendable {
             ServerSentEventEncoder.retry(settings.retry) + (self.snapshot.map(ServerSentEventEncoder.encode) ?? "")
         )
         var after = self.cursor
-        while true {
+        while self.logHoldsMore {
             let page = try await self.streams.store.events(
                 orderID: self.subscription.orderID,
                 after: after,
