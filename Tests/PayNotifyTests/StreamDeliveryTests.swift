@@ -15,6 +15,8 @@ private let paymentSteps: [(type: String, progress: Int?)] = [
 struct StreamDeliveryTests {
     /// 200 concurrent webhooks across 50 orders with 4 streams each, three of which hang up and
     /// reconnect while events flow: every stream sees every event of its order once, in id order.
+    /// Two hundred at once can outwait the pool (10 connections, 2 s) when the machine is busy with
+    /// other suites; the answer is then a retryable 503, so each webhook is retried as a provider would.
     @Test func concurrentWebhooksReachEveryStreamOnce() async throws {
         let settings = ["PAYNOTIFY_MAX_STREAMS_PER_IP": "1000", "PAYNOTIFY_MAX_STREAMS_PER_ORDER": "16"]
         try await withLiveApp(overrides: settings) { client, database in
@@ -28,12 +30,11 @@ struct StreamDeliveryTests {
                     for order in orders {
                         for step in paymentSteps {
                             webhooks.addTask {
-                                let response = try await client.sandbox(
+                                try await client.sandboxUntilAccepted(
                                     step.type,
                                     order: order.id,
                                     progress: step.progress
                                 )
-                                #expect(response.status == 200, "\(response.text)")
                             }
                         }
                     }
