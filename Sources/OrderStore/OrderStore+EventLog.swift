@@ -34,6 +34,40 @@ public struct StreamStart: Sendable, Hashable {
     public let finishEventID: Int64?
 }
 
+/// Events one transaction appended to an order's log and committed, in id order, with the id that
+/// preceded the first of them there (0 for none). A stream whose last event is `predecessor` can
+/// have them at once, without reading the log: no event of the order lies between.
+public struct CommittedEvents: Sendable, Hashable {
+    public let orderID: String
+    public let predecessor: Int64
+    public let events: [OrderEvent]
+
+    public init(orderID: String, predecessor: Int64, events: [OrderEvent]) {
+        self.orderID = orderID
+        self.predecessor = predecessor
+        self.events = events
+    }
+
+    /// Groups a transaction's appends into runs per order, each event following the previous one.
+    static func grouping(_ appended: [AppendedEvent]) -> [CommittedEvents] {
+        var runs: [(orderID: String, predecessor: Int64, events: [OrderEvent])] = []
+        for append in appended.sorted(by: { ($0.event.orderID, $0.event.id) < ($1.event.orderID, $1.event.id) }) {
+            if let last = runs.last, last.orderID == append.event.orderID, last.events.last?.id == append.predecessor {
+                runs[runs.count - 1].events.append(append.event)
+            } else {
+                runs.append((append.event.orderID, append.predecessor, [append.event]))
+            }
+        }
+        return runs.map { CommittedEvents(orderID: $0.orderID, predecessor: $0.predecessor, events: $0.events) }
+    }
+}
+
+/// One insert into the log, and the order's newest id before it.
+struct AppendedEvent: Sendable, Hashable {
+    let event: OrderEvent
+    let predecessor: Int64
+}
+
 /// A notification on ``OrderStore/notificationChannel``: these orders' logs grew. It names orders
 /// only; the relays read the events from the log, which is the truth.
 public struct Announcement: Sendable, Hashable {
@@ -202,9 +236,9 @@ extension OrderStore {
         )
     }
 
-    private static let eventColumns = "id, order_id, event, data::text, extract(epoch FROM created_at)::float8"
+    static let eventColumns = "id, order_id, event, data::text, extract(epoch FROM created_at)::float8"
 
-    private static func event(from row: Row) throws -> OrderEvent {
+    static func event(from row: Row) throws -> OrderEvent {
         OrderEvent(
             id: try row.decode(Int64.self, at: 0),
             orderID: try row.decode(String.self, at: 1),

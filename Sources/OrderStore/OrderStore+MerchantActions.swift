@@ -8,7 +8,7 @@ extension OrderStore {
     /// - Returns: the new event's id.
     /// - Throws: ``OrderStoreError/orderNotFound``, ``OrderStoreError/orderFinished(_:)``.
     public func appendMerchantEvent(orderID: String, name: String, data: String) async throws -> Int64 {
-        let eventID = try await self.pool.withTransaction { connection in
+        let appended = try await self.pool.withTransaction { connection in
             guard let order = try Self.order(id: orderID, on: connection, lock: true) else {
                 throw OrderStoreError.orderNotFound
             }
@@ -18,30 +18,35 @@ extension OrderStore {
             }
             return try Self.appendEvent(orderID: orderID, name: name, data: data, on: connection)
         }
-        self.announce([orderID])
-        return eventID
+        self.announce([appended])
+        return appended.event.id
     }
 
     /// Cancels a pending order for the merchant; a repeated cancel answers with the canceled order.
     ///
     /// - Throws: ``OrderStoreError/orderNotFound``, ``OrderStoreError/notCancelable(_:)``.
     public func cancel(orderID: String) async throws -> Order {
-        let (order, changed) = try await self.pool.withTransaction { connection -> (Order, Bool) in
+        let (order, appended) = try await self.pool.withTransaction { connection -> (Order, [AppendedEvent]) in
             guard let order = try Self.order(id: orderID, on: connection, lock: true) else {
                 throw OrderStoreError.orderNotFound
             }
             var machine = OrderStateMachine(status: order.status, price: order.price)
             switch machine.cancelRequested() {
             case .cancel:
-                try Self.changeStatus(orderID: orderID, from: order.status, to: .canceled, on: connection)
-                return (try Self.order(id: orderID, on: connection)!, true)
+                let appended = try Self.changeStatus(
+                    orderID: orderID,
+                    from: order.status,
+                    to: .canceled,
+                    on: connection
+                )
+                return (try Self.order(id: orderID, on: connection)!, appended)
             case .alreadyCanceled:
-                return (order, false)
+                return (order, [])
             case .refuse(let current):
                 throw OrderStoreError.notCancelable(current)
             }
         }
-        if changed { self.announce([orderID]) }
+        self.announce(appended)
         return order
     }
 
@@ -50,7 +55,7 @@ extension OrderStore {
     /// Safe with many instances sweeping at once: `FOR UPDATE SKIP LOCKED` gives each order to one
     /// sweeper, and the state machine re-checks the status under the lock.
     public func expireDueOrders(limit: Int) async throws -> Int {
-        let (due, expired) = try await self.pool.withTransaction { connection -> (Int, [String]) in
+        let (due, expired) = try await self.pool.withTransaction { connection -> (Int, [AppendedEvent]) in
             let due = try connection.query(
                 """
                 SELECT \(Self.orderColumns) FROM orders
@@ -60,12 +65,11 @@ extension OrderStore {
                 """,
                 [limit]
             ).map(Self.order(from:))
-            var expired: [String] = []
+            var expired: [AppendedEvent] = []
             for order in due {
                 var machine = OrderStateMachine(status: order.status, price: order.price)
                 guard case .transition(let from, let to, _) = machine.expiryReached() else { continue }
-                try Self.changeStatus(orderID: order.id, from: from, to: to, on: connection)
-                expired.append(order.id)
+                expired += try Self.changeStatus(orderID: order.id, from: from, to: to, on: connection)
             }
             return (due.count, expired)
         }

@@ -26,16 +26,16 @@ extension OrderStore {
     /// ``DeliveryOutcome/duplicate`` and rolls back), then write the status, events, alert and
     /// notification.
     public func record(_ delivery: WebhookDelivery) async throws -> DeliveryOutcome {
-        let (outcome, changed) = try await self.pool.withConnection { connection in
+        let (outcome, appended) = try await self.pool.withConnection { connection in
             do {
                 return try connection.transaction { connection in
                     try Self.record(delivery, on: connection)
                 }
             } catch DuplicateDelivery.found {
-                return (.duplicate, nil)
+                return (.duplicate, [])
             }
         }
-        self.announce(changed.map { [$0] } ?? [])
+        self.announce(appended)
         return outcome
     }
 
@@ -63,9 +63,9 @@ extension OrderStore {
         case found
     }
 
-    /// Returns the outcome, and the order whose log grew, if any.
+    /// Returns the outcome, and the events appended to the order's log.
     private static func record(_ delivery: WebhookDelivery, on connection: Connection) throws -> (
-        DeliveryOutcome, String?
+        DeliveryOutcome, [AppendedEvent]
     ) {
         let order = try delivery.orderReference.flatMap { try Self.lockOrder(reference: $0, on: connection) }
         var machine = order.map { OrderStateMachine(status: $0.status, price: $0.price) }
@@ -116,7 +116,7 @@ extension OrderStore {
                     on: connection
                 )
             }
-            return (outcome, nil)
+            return (outcome, [])
         }
         if let alert = action.alert {
             try Self.raiseAlert(
@@ -129,13 +129,11 @@ extension OrderStore {
         }
         switch action {
         case .transition(let from, let to, _):
-            try Self.changeStatus(orderID: order.id, from: from, to: to, on: connection)
-            return (outcome, order.id)
+            return (outcome, try Self.changeStatus(orderID: order.id, from: from, to: to, on: connection))
         case .progress:
-            try Self.appendProgressEvent(orderID: order.id, event: event, on: connection)
-            return (outcome, order.id)
+            return (outcome, [try Self.appendProgressEvent(orderID: order.id, event: event, on: connection)])
         case .reject, .ignore:
-            return (outcome, nil)
+            return (outcome, [])
         }
     }
 
@@ -150,33 +148,46 @@ extension OrderStore {
         ).first.map(Self.order(from:))
     }
 
-    /// Sets the status and appends its `status` event, and `finish` when the new status is final.
-    /// The order row must be locked.
-    static func changeStatus(orderID: String, from: OrderStatus, to: OrderStatus, on connection: Connection) throws {
+    /// Sets the status and appends its `status` event, and `finish` when the new status is final;
+    /// returns what it appended. The order row must be locked.
+    static func changeStatus(orderID: String, from: OrderStatus, to: OrderStatus, on connection: Connection) throws
+        -> [AppendedEvent]
+    {
         try connection.execute(
             "UPDATE orders SET status = $2, updated_at = greatest(now(), updated_at) WHERE id = $1",
             [orderID, to.rawValue]
         )
-        try Self.appendStatusEvent(orderID: orderID, previous: from, on: connection)
+        var appended = [try Self.appendStatusEvent(orderID: orderID, previous: from, on: connection)]
         if to.isFinal {
-            try connection.execute(
-                """
-                INSERT INTO order_events (order_id, event, data)
-                VALUES ($1, 'finish', jsonb_build_object('order_id', $1::text, 'status', $2::text))
-                """,
-                [orderID, to.rawValue]
+            appended.append(
+                try Self.appended(
+                    connection.query(
+                        """
+                        INSERT INTO order_events (order_id, event, data)
+                        VALUES ($1, 'finish', jsonb_build_object('order_id', $1::text, 'status', $2::text))
+                        \(Self.returningAppended)
+                        """,
+                        [orderID, to.rawValue]
+                    )
+                )
             )
         }
+        return appended
     }
 
-    private static func appendProgressEvent(orderID: String, event: PaymentEvent, on connection: Connection) throws {
-        try connection.execute(
-            """
-            INSERT INTO order_events (order_id, event, data)
-            VALUES ($1, 'progress', jsonb_strip_nulls(jsonb_build_object(
-                'order_id', $1::text, 'stage', $2::text, 'percent', $3::int, 'message', $4::text)))
-            """,
-            [orderID, event.stage, event.percent.map(Int32.init(clamping:)), event.message]
+    private static func appendProgressEvent(orderID: String, event: PaymentEvent, on connection: Connection) throws
+        -> AppendedEvent
+    {
+        try Self.appended(
+            connection.query(
+                """
+                INSERT INTO order_events (order_id, event, data)
+                VALUES ($1, 'progress', jsonb_strip_nulls(jsonb_build_object(
+                    'order_id', $1::text, 'stage', $2::text, 'percent', $3::int, 'message', $4::text)))
+                \(Self.returningAppended)
+                """,
+                [orderID, event.stage, event.percent.map(Int32.init(clamping:)), event.message]
+            )
         )
     }
 

@@ -7,9 +7,10 @@ public import Postgres
 /// Whatever changes an order locks its row first (`SELECT … FOR UPDATE`) and appends to its event
 /// log in the same transaction, so the events of one order commit in id order and a replay by
 /// `id > Last-Event-ID` cannot skip one. Once such a transaction has committed, the order is
-/// announced to the ``ChangeNotifier``, which NOTIFYs every instance.
+/// announced to the ``ChangeNotifier``, which NOTIFYs every instance, and its new events are handed
+/// to `onCommit` (``CommittedEvents``), for this instance's own streams.
 public struct OrderStore: Sendable {
-    /// The channel every instance listens on; the payload names the order and its newest event id.
+    /// The channel every instance listens on; the payload names orders (``Announcement``).
     public static let notificationChannel = "order_events"
     /// The channel alerts are announced on (payload: the alert id).
     public static let alertChannel = "alerts"
@@ -18,10 +19,17 @@ public struct OrderStore: Sendable {
     /// Told of every order whose log a committed transaction grew; `nil` announces nothing (tests
     /// of the store alone).
     let notifier: ChangeNotifier?
+    /// Told of the events each committed transaction appended, with where they follow on.
+    let onCommit: (@Sendable ([CommittedEvents]) -> Void)?
 
-    public init(pool: ConnectionPool, notifier: ChangeNotifier?) {
+    public init(
+        pool: ConnectionPool,
+        notifier: ChangeNotifier?,
+        onCommit: (@Sendable ([CommittedEvents]) -> Void)? = nil
+    ) {
         self.pool = pool
         self.notifier = notifier
+        self.onCommit = onCommit
     }
 
     // MARK: Orders
@@ -140,29 +148,51 @@ public struct OrderStore: Sendable {
         return value
     }
 
-    /// Appends a `status` event built from the order row as it is now; returns its id.
+    /// Appends a `status` event built from the order row as it is now.
     @discardableResult
-    static func appendStatusEvent(orderID: String, previous: OrderStatus?, on connection: Connection) throws -> Int64 {
-        try connection.query(
-            """
-            INSERT INTO order_events (order_id, event, data)
-            SELECT id, 'status', jsonb_build_object(
-                'order_id', id, 'status', status, 'previous', $2::text, 'amount', amount, 'currency', currency,
-                'updated_at', updated_at)
-            FROM orders WHERE id = $1
-            RETURNING id
-            """,
-            [orderID, previous?.rawValue]
-        ).first!.decode(Int64.self, at: 0)
+    static func appendStatusEvent(orderID: String, previous: OrderStatus?, on connection: Connection) throws
+        -> AppendedEvent
+    {
+        try Self.appended(
+            connection.query(
+                """
+                INSERT INTO order_events (order_id, event, data)
+                SELECT id, 'status', jsonb_build_object(
+                    'order_id', id, 'status', status, 'previous', $2::text, 'amount', amount, 'currency', currency,
+                    'updated_at', updated_at)
+                FROM orders WHERE id = $1
+                \(Self.returningAppended)
+                """,
+                [orderID, previous?.rawValue]
+            )
+        )
     }
 
-    /// Appends an event with the given data (JSON object text); returns its id.
-    @discardableResult
-    static func appendEvent(orderID: String, name: String, data: String, on connection: Connection) throws -> Int64 {
-        try connection.query(
-            "INSERT INTO order_events (order_id, event, data) VALUES ($1, $2, $3::jsonb) RETURNING id",
-            [orderID, name, data]
-        ).first!.decode(Int64.self, at: 0)
+    /// Appends an event with the given data (JSON object text).
+    static func appendEvent(orderID: String, name: String, data: String, on connection: Connection) throws
+        -> AppendedEvent
+    {
+        try Self.appended(
+            connection.query(
+                "INSERT INTO order_events (order_id, event, data) VALUES ($1, $2, $3::jsonb) \(Self.returningAppended)",
+                [orderID, name, data]
+            )
+        )
+    }
+
+    /// What every insert into the log returns: the event, and the order's newest id before it. The
+    /// subquery reads the statement's snapshot, which does not hold the row being inserted; the
+    /// order's row lock keeps any other transaction from appending to the order meanwhile.
+    static let returningAppended = """
+        RETURNING \(eventColumns),
+            coalesce((SELECT max(p.id) FROM order_events AS p WHERE p.order_id = order_events.order_id), 0)
+        """
+
+    static func appended(_ rows: QueryResult) throws -> AppendedEvent {
+        guard let row = rows.first else {
+            throw PostgresError(kind: .decoding, message: "an insert into order_events returned no row")
+        }
+        return AppendedEvent(event: try Self.event(from: row), predecessor: try row.decode(Int64.self, at: 5))
     }
 
     /// Sends the notifications ``ChangeNotifier`` prepared, in one statement (one commit).
@@ -177,10 +207,13 @@ public struct OrderStore: Sendable {
     /// PostgreSQL refuses payloads of 8000 bytes or more; keep a margin.
     static let maximumPayloadBytes = 7900
 
-    /// Hands the orders whose logs a committed transaction grew to the notifier.
-    func announce(_ orderIDs: [String]) {
-        guard !orderIDs.isEmpty else { return }
-        self.notifier?.announce(orderIDs)
+    /// Hands what a committed transaction appended to the notifier (the orders) and to `onCommit`
+    /// (the events).
+    func announce(_ appended: [AppendedEvent]) {
+        guard !appended.isEmpty else { return }
+        let committed = CommittedEvents.grouping(appended)
+        self.notifier?.announce(committed.map(\.orderID))
+        self.onCommit?(committed)
     }
 }
 

@@ -56,7 +56,6 @@ public func buildApplication(
         logger: logger
     )
     let notifier = ChangeNotifier(pool: notifierPool, logger: logger)
-    let store = OrderStore(pool: pool, notifier: notifier)
     // The relay reads the log on a connection of its own too: behind a queue of webhooks waiting
     // for the main pool, every delivery would wait as well.
     let relayPool = ConnectionPool(
@@ -81,6 +80,11 @@ public func buildApplication(
         onDelivered: { latency.record(Date().timeIntervalSince($0.createdAt)) }
     )
     let ops = OpsFeed(limit: configuration.maximumStreams, writer: ChannelBatchWriter())
+    // This instance's own commits reach its streams at once; the NOTIFY tells the others (and the
+    // relay here, which reads the log and fills in whatever a stream did not get this way).
+    let store = OrderStore(pool: pool, notifier: notifier) { committed in
+        for run in committed { hub.publish(run) }
+    }
     let webhookCounters = WebhookCounters()
 
     let router = Router(context: AppRequestContext.self)

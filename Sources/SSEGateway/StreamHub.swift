@@ -73,10 +73,12 @@ public enum StreamRefusal: Error, Sendable, Hashable {
 /// with Last-Event-ID; the others are not held up.
 ///
 /// Each live stream gets every event once, in id order: the hub writes only ids above the last it
-/// wrote there, and events of one order are published from one task in id order.
+/// wrote there, and writes under its lock. Events come from the relay (read from the log, in id
+/// order per order) and from this instance's own commits, which go only to streams that have had
+/// everything before them (``CommittedEvents``).
 ///
-/// The hub also remembers, per order with open streams, the newest id it delivered: the relay
-/// re-reads the log from there.
+/// The hub also remembers, per order with open streams, the newest id the relay delivered: the
+/// relay re-reads the log from there.
 public final class StreamHub: Sendable {
     /// A stream's registration. Dropping the last copy of it without going live (its response
     /// was never written) frees its place.
@@ -233,9 +235,8 @@ public final class StreamHub: Sendable {
     /// writes to `sink`. The events held while it replayed that are above `cursor` are written
     /// first, in id order.
     ///
-    /// Those first writes happen under the hub's lock, the one place it writes while holding it: a
-    /// publish for the same order could otherwise overtake them. Writes only queue bytes on the
-    /// connection and never wait.
+    /// Those first writes happen under the hub's lock, as a publish's do: a publish for the same
+    /// order could otherwise overtake them. Writes only queue bytes on the connection and never wait.
     public func goLive(
         _ subscription: Subscription,
         cursor: Int64,
@@ -308,26 +309,43 @@ public final class StreamHub: Sendable {
     // MARK: Delivery
 
     /// Delivers an order's new events, in id order, to its open streams: written to the live ones,
-    /// held for the replaying ones. Never waits.
-    ///
-    /// - Important: Calls for the same order must not overlap (the relay publishes from one task):
-    ///   the writes happen after the lock is released, so two overlapping calls could interleave.
+    /// held for the replaying ones. Never waits. What the relay calls with what it read from the log.
     public func publish(_ events: [OrderEvent], now: ContinuousClock.Instant = .now) {
+        self.deliver(events, following: nil, now: now)
+    }
+
+    /// Delivers what a transaction of this instance committed to the live streams that have had
+    /// everything up to its predecessor, and to no other: those get it without waiting for the
+    /// NOTIFY to come back and the relay to read the log. Streams still replaying, or behind or
+    /// ahead of the predecessor, are left to the relay, which publishes the same events from the
+    /// log; each stream writes an id once, whichever comes first.
+    public func publish(_ committed: CommittedEvents, now: ContinuousClock.Instant = .now) {
+        self.deliver(committed.events, following: committed.predecessor, now: now)
+    }
+
+    /// Writes happen under the lock (they only queue bytes and never wait): a stream's events then
+    /// go out in the order its state changed, however the relay's and the commits' calls overlap.
+    private func deliver(_ events: [OrderEvent], following predecessor: Int64?, now: ContinuousClock.Instant) {
         guard let orderID = events.first?.orderID else { return }
         precondition(events.allSatisfy { $0.orderID == orderID }, "publish one order's events at a time")
         let events = events.sorted { $0.id < $1.id }
         // Each event is encoded once, whatever the number of streams.
         let encoded = events.map(Self.encode)
-        var writes: [(id: Int, sink: any StreamSink, text: String, events: ArraySlice<OrderEvent>)] = []
+        var writes: [(id: Int, events: ArraySlice<OrderEvent>)] = []
+        var refused: Set<Int> = []
         var ended: [@Sendable (StreamEnd) -> Void] = []
         var overflowed: [@Sendable () -> Void] = []
         self.state.withLock { state in
             guard let ids = state.byOrder[orderID] else { return }
-            state.lastDelivered[orderID] = max(state.lastDelivered[orderID] ?? 0, events.last!.id)
+            if predecessor == nil {
+                state.lastDelivered[orderID] = max(state.lastDelivered[orderID] ?? 0, events.last!.id)
+            }
+            var texts: [(sink: any StreamSink, text: String)] = []
             for id in ids {
                 guard var stream = state.streams[id] else { continue }
                 switch stream.phase {
                 case .replaying(var pending):
+                    guard predecessor == nil else { continue }
                     pending += events
                     guard pending.count <= self.bufferSize else {
                         self.removeLocked(id, from: &state)
@@ -337,9 +355,11 @@ public final class StreamHub: Sendable {
                     stream.phase = .replaying(pending: pending)
                     state.streams[id] = stream
                 case .live(let sink, let lastSent, let onEnd):
+                    if let predecessor, lastSent != predecessor { continue }
                     guard let first = events.firstIndex(where: { $0.id > lastSent }) else { continue }
                     let end = events[first...].firstIndex(where: \.isFinish).map { $0 + 1 } ?? events.endIndex
-                    writes.append((id, sink, encoded[first..<end].joined(), events[first..<end]))
+                    writes.append((id, events[first..<end]))
+                    texts.append((sink, encoded[first..<end].joined()))
                     if events[end - 1].isFinish {
                         self.removeLocked(id, from: &state)
                         ended.append(onEnd)
@@ -350,8 +370,8 @@ public final class StreamHub: Sendable {
                     }
                 }
             }
+            if !texts.isEmpty { refused = self.writer.send(texts) }
         }
-        let refused = self.writer.send(writes.map { ($0.sink, $0.text) })
         for (index, write) in writes.enumerated() {
             if refused.contains(index) {
                 self.drop(id: write.id)

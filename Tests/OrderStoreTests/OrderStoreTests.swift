@@ -3,12 +3,14 @@ import Logging
 import OrderStore
 import Payments
 import Postgres
+import Synchronization
 import TestSupport
 import Testing
 
 /// A running pool on a fresh migrated database, and the store over it.
 private func withStore<T: Sendable>(
     maximumConnections: Int = 8,
+    onCommit: (@Sendable ([CommittedEvents]) -> Void)? = nil,
     _ body: @Sendable (OrderStore, TestDatabase) async throws -> T
 ) async throws -> T {
     let database = try await TestDatabase.create(migrated: true)
@@ -16,7 +18,9 @@ private func withStore<T: Sendable>(
         configuration: .init(connection: database.configuration, maximumConnections: maximumConnections),
         logger: Logger(label: "test")
     )
-    return try await withRunning(pool) { pool in try await body(OrderStore(pool: pool, notifier: nil), database) }
+    return try await withRunning(pool) { pool in
+        try await body(OrderStore(pool: pool, notifier: nil, onCommit: onCommit), database)
+    }
 }
 
 private let price = Money(amount: 1999, currency: "CNY")
@@ -57,6 +61,24 @@ private func events(_ database: TestDatabase, _ orderID: String) async throws ->
             try $0.decode(String.self, at: 0)
         }
     }
+}
+
+/// The ids of an order's log, in order.
+private func eventIDs(_ database: TestDatabase, _ orderID: String) async throws -> [Int64] {
+    try await database.withConnection { connection in
+        try connection.query("SELECT id FROM order_events WHERE order_id = $1 ORDER BY id", [orderID]).map {
+            try $0.decode(Int64.self, at: 0)
+        }
+    }
+}
+
+/// What the store handed to `onCommit`.
+private final class Handed: Sendable {
+    private let runs = Mutex<[CommittedEvents]>([])
+
+    func record(_ runs: [CommittedEvents]) { self.runs.withLock { $0 += runs } }
+
+    var all: [CommittedEvents] { self.runs.withLock { $0 } }
 }
 
 private func count(_ database: TestDatabase, _ sql: String, _ parameters: [String] = []) async throws -> Int {
@@ -306,6 +328,28 @@ struct OrderStoreTests {
             }
             await #expect(throws: OrderStoreError.orderNotFound) { try await store.cancel(orderID: "ord_missing") }
             #expect(try await events(database, order.id) == ["status", "ticket.reserved", "status", "finish"])
+        }
+    }
+
+    /// Each committed append is handed over with the id before it in the order's log, so a stream
+    /// that has had that id can take it at once: the runs chain, and are exactly the log.
+    @Test func commitsAreHandedOverWithTheirPredecessors() async throws {
+        let handed = Handed()
+        try await withStore(onCommit: handed.record) { store, database in
+            let order = created(
+                try await store.create(newOrder(), idempotencyKey: nil, requestHash: String(repeating: "8", count: 64))
+            )
+            _ = try await store.appendMerchantEvent(orderID: order.id, name: "ticket.reserved", data: "{}")
+            #expect(try await store.record(delivery("evt_p", order: order.id, .processing)) == .applied)
+            #expect(try await store.record(delivery("evt_p", order: order.id, .processing)) == .duplicate)
+            #expect(try await store.record(delivery("evt_s", order: order.id, .succeeded)) == .applied)
+            #expect(try await store.record(delivery("evt_late", order: order.id, .processing)) == .noChange)
+            let log = try await eventIDs(database, order.id)
+            let runs = handed.all
+            #expect(runs.map { $0.events.map(\.name) } == [["ticket.reserved"], ["status"], ["status", "finish"]])
+            #expect(runs.map(\.predecessor) == [log[0], log[1], log[2]])
+            #expect(runs.flatMap { $0.events.map(\.id) } == Array(log.dropFirst()))
+            #expect(runs.allSatisfy { $0.orderID == order.id })
         }
     }
 }

@@ -65,6 +65,31 @@ struct StreamHubTests {
         #expect(other.ids.isEmpty)
     }
 
+    /// This instance's own commits go at once to the live streams that have had their predecessor,
+    /// and to no other: a stream behind or still replaying gets them from the relay's read of the
+    /// log, and nobody gets an event twice.
+    @Test func ownCommitsReachTheStreamsInLine() throws {
+        let hub = StreamHub(bufferSize: 10, limits: roomy)
+        let (inLine, behind, replayingSink) = (RecordingSink(), RecordingSink(), RecordingSink())
+        let first = try hub.subscribe(orderID: "a", clientAddress: "1", onOverflow: {})
+        let second = try hub.subscribe(orderID: "a", clientAddress: "1", onOverflow: {})
+        let replaying = try hub.subscribe(orderID: "a", clientAddress: "1", onOverflow: {})
+        defer { withExtendedLifetime((first, second, replaying)) {} }
+        #expect(hub.goLive(first, cursor: 5, sink: inLine, onEnd: { _ in }) == .live)
+        #expect(hub.goLive(second, cursor: 3, sink: behind, onEnd: { _ in }) == .live)
+        hub.publish(CommittedEvents(orderID: "a", predecessor: 5, events: events("a", 6...7)))
+        #expect(inLine.ids == [6, 7] && behind.ids.isEmpty)
+        #expect(hub.watchedOrders() == ["a": 0])  // the relay still reads from where it was
+        // The relay's read of the log, later: the stream behind catches up, nobody twice.
+        hub.publish(events("a", 4...7))
+        #expect(inLine.ids == [6, 7] && behind.ids == [4, 5, 6, 7])
+        #expect(hub.goLive(replaying, cursor: 3, sink: replayingSink, onEnd: { _ in }) == .live)
+        #expect(replayingSink.ids == [4, 5, 6, 7])  // held from the relay's publish
+        // A commit's finish ends the streams it reaches.
+        hub.publish(CommittedEvents(orderID: "a", predecessor: 7, events: events("a", 8...9, finishAt: 9)))
+        #expect(inLine.ids == [6, 7, 8, 9] && hub.openStreams == 0)
+    }
+
     /// Events published while a stream replays are held, and written when it goes live: only those
     /// above the cursor its replay reached, and nothing after `finish`, which ends it.
     @Test func replayThenLiveWithoutGapOrDuplicate() throws {
