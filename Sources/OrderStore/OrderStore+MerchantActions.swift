@@ -8,7 +8,7 @@ extension OrderStore {
     /// - Returns: the new event's id.
     /// - Throws: ``OrderStoreError/orderNotFound``, ``OrderStoreError/orderFinished(_:)``.
     public func appendMerchantEvent(orderID: String, name: String, data: String) async throws -> Int64 {
-        let appended = try await self.pool.withTransaction { connection in
+        let appended = try await self.pool.withTransaction(isolation: Self.appendIsolation) { connection in
             guard let order = try Self.order(id: orderID, on: connection, lock: true) else {
                 throw OrderStoreError.orderNotFound
             }
@@ -26,7 +26,8 @@ extension OrderStore {
     ///
     /// - Throws: ``OrderStoreError/orderNotFound``, ``OrderStoreError/notCancelable(_:)``.
     public func cancel(orderID: String) async throws -> Order {
-        let (order, appended) = try await self.pool.withTransaction { connection -> (Order, [AppendedEvent]) in
+        let (order, appended) = try await self.pool.withTransaction(isolation: Self.appendIsolation) {
+            connection -> (Order, [AppendedEvent]) in
             guard let order = try Self.order(id: orderID, on: connection, lock: true) else {
                 throw OrderStoreError.orderNotFound
             }
@@ -55,7 +56,8 @@ extension OrderStore {
     /// Safe with many instances sweeping at once: `FOR UPDATE SKIP LOCKED` gives each order to one
     /// sweeper, and the state machine re-checks the status under the lock.
     public func expireDueOrders(limit: Int) async throws -> Int {
-        let (due, expired) = try await self.pool.withTransaction { connection -> (Int, [AppendedEvent]) in
+        let (due, expired) = try await self.pool.withTransaction(isolation: Self.appendIsolation) {
+            connection -> (Int, [AppendedEvent]) in
             let due = try connection.query(
                 """
                 SELECT \(Self.orderColumns) FROM orders

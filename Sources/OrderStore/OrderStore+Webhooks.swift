@@ -28,7 +28,7 @@ extension OrderStore {
     public func record(_ delivery: WebhookDelivery) async throws -> DeliveryOutcome {
         let (outcome, appended) = try await self.pool.withConnection { connection in
             do {
-                return try connection.transaction { connection in
+                return try connection.transaction(isolation: Self.appendIsolation) { connection in
                     try Self.record(delivery, on: connection)
                 }
             } catch DuplicateDelivery.found {

@@ -9,6 +9,12 @@ public import Postgres
 /// `id > Last-Event-ID` cannot skip one. Once such a transaction has committed, the order is
 /// announced to the ``ChangeNotifier``, which NOTIFYs every instance, and its new events are handed
 /// to `onCommit` (``CommittedEvents``), for this instance's own streams.
+///
+/// Those transactions, and creates, run at READ COMMITTED whatever the database's default, so each
+/// statement after a lock sees everything committed before the lock was granted: the previous id
+/// an append reports is the true one, and a create finds the order a racing request with its key
+/// made. (At REPEATABLE READ the snapshot is taken before the lock is granted, and misses what
+/// committed while the transaction waited.)
 public struct OrderStore: Sendable {
     /// The channel every instance listens on; the payload names orders (``Announcement``).
     public static let notificationChannel = "order_events"
@@ -32,6 +38,9 @@ public struct OrderStore: Sendable {
         self.onCommit = onCommit
     }
 
+    /// The isolation of every transaction that appends to the log (see above).
+    static let appendIsolation = Connection.IsolationLevel.readCommitted
+
     // MARK: Orders
 
     /// The outcome of a create: a new order, or the one an earlier identical request made.
@@ -47,7 +56,7 @@ public struct OrderStore: Sendable {
     ///   when the key or id came with a different request.
     public func create(_ new: NewOrder, idempotencyKey: String?, requestHash: String) async throws -> CreateOutcome {
         let id = OrderID.generate()
-        return try await self.pool.withTransaction { connection in
+        return try await self.pool.withTransaction(isolation: Self.appendIsolation) { connection in
             // Requests with the same key or merchant id queue here, so a retry racing the first
             // attempt finds its order instead of failing on a unique constraint.
             for claim in [idempotencyKey.map { "key:" + $0 }, new.merchantOrderID.map { "merchant:" + $0 }] {

@@ -81,6 +81,15 @@ private final class Handed: Sendable {
     var all: [CommittedEvents] { self.runs.withLock { $0 } }
 }
 
+/// Raised once, from any thread.
+private final class Flag: Sendable {
+    private let raised = Atomic<Bool>(false)
+
+    func raise() { self.raised.store(true, ordering: .releasing) }
+
+    var isRaised: Bool { self.raised.load(ordering: .acquiring) }
+}
+
 private func count(_ database: TestDatabase, _ sql: String, _ parameters: [String] = []) async throws -> Int {
     try await database.withConnection { try $0.query(sql, parameters).first!.decode(Int.self, at: 0) }
 }
@@ -124,9 +133,18 @@ struct OrderStoreTests {
         }
     }
 
-    /// Concurrent creates with one Idempotency-Key make one order.
-    @Test func concurrentRetriesMakeOneOrder() async throws {
+    /// Concurrent creates with one Idempotency-Key make one order, whatever the database's default
+    /// isolation (at REPEATABLE READ a create that waited for the key's lock would not see the
+    /// order made meanwhile).
+    @Test(arguments: ["read committed", "repeatable read"])
+    func concurrentRetriesMakeOneOrder(defaultIsolation: String) async throws {
         try await withStore { store, database in
+            let name = database.name
+            try await database.withConnection { connection in
+                try connection.execute(
+                    "ALTER DATABASE \"\(name)\" SET default_transaction_isolation = '\(defaultIsolation)'"
+                )
+            }
             let hash = String(repeating: "d", count: 64)
             let ids = try await withThrowingTaskGroup(of: String.self) { group in
                 for _ in 0..<10 {
@@ -350,6 +368,46 @@ struct OrderStoreTests {
             #expect(runs.map(\.predecessor) == [log[0], log[1], log[2]])
             #expect(runs.flatMap { $0.events.map(\.id) } == Array(log.dropFirst()))
             #expect(runs.allSatisfy { $0.orderID == order.id })
+        }
+    }
+
+    /// The predecessor is read after the order's lock is taken, whatever the database's default
+    /// isolation: at REPEATABLE READ the snapshot would predate an append that committed while the
+    /// transaction waited for the lock, and a stream handed the new event would skip that one.
+    @Test func predecessorIsTheLogAsTheLockFoundIt() async throws {
+        let handed = Handed()
+        try await withStore(onCommit: handed.record) { store, database in
+            let name = database.name
+            try await database.withConnection { connection in
+                try connection.execute(
+                    "ALTER DATABASE \"\(name)\" SET default_transaction_isolation = 'repeatable read'"
+                )
+            }
+            let order = created(
+                try await store.create(newOrder(), idempotencyKey: nil, requestHash: String(repeating: "9", count: 64))
+            )
+            // Another transaction takes the order's lock and appends; the delivery then waits for it.
+            let locked = Flag()
+            async let held: Int64 = database.withConnection { connection in
+                try connection.transaction { connection in
+                    _ = try connection.query("SELECT id FROM orders WHERE id = $1 FOR UPDATE", [order.id])
+                    let id = try connection.query(
+                        "INSERT INTO order_events (order_id, event, data) VALUES ($1, 'ticket.held', '{}') RETURNING id",
+                        [order.id]
+                    ).first!.decode(Int64.self, at: 0)
+                    locked.raise()
+                    for _ in 0..<200 {
+                        Thread.sleep(forTimeInterval: 0.02)
+                        let waiting = try connection.query("SELECT count(*) FROM pg_locks WHERE NOT granted").first!
+                        if try waiting.decode(Int.self, at: 0) > 0 { break }
+                    }
+                    return id
+                }
+            }
+            while !locked.isRaised { try await Task.sleep(for: .milliseconds(10)) }
+            #expect(try await store.record(delivery("evt_p", order: order.id, .processing)) == .applied)
+            let heldID = try await held
+            #expect(handed.all.last?.predecessor == heldID)
         }
     }
 }
