@@ -137,7 +137,10 @@ public func buildApplication(
         router: router,
         // Closes connections that send nothing, or headers a trickle at a time, for this long
         // (Hummingbird never counts a request being answered, such as a stream, as idle).
-        server: .http1(configuration: .init(idleTimeout: .init(configuration.idleTimeout))),
+        server: .http1(
+            configuration: .init(idleTimeout: .init(configuration.idleTimeout)),
+            answeringInAChildTask: StreamsController.isStreamRequest
+        ),
         configuration: .init(
             address: .hostname(configuration.host, port: configuration.port),
             serverName: "paynotify"

@@ -75,6 +75,26 @@ public struct LoopbackHTTPClient: Sendable {
                 body: try await LoopbackHTTPClient.readBody(&self.inbound)
             )
         }
+
+        /// Opens a `GET` stream on this connection and hands `body` a reader of its items; once
+        /// `body` has read the stream to its end, the connection takes the next request.
+        public mutating func stream<T>(
+            path: String,
+            headers: [(String, String)] = [],
+            _ body: (inout EventStreamReader) async throws -> T
+        ) async throws -> T {
+            try await self.client.writeRequest(
+                method: .GET,
+                path: path,
+                headers: [("Accept", "text/event-stream")] + headers,
+                body: [],
+                to: self.outbound
+            )
+            let head = try await LoopbackHTTPClient.readHead(&self.inbound)
+            var reader = EventStreamReader(status: Int(head.status.code), headers: head.headers, iterator: self.inbound)
+            defer { self.inbound = reader.iterator }
+            return try await body(&reader)
+        }
     }
 
     /// Opens a `GET` stream and hands `body` a reader of its items; the connection closes when `body`
@@ -174,7 +194,7 @@ public struct LoopbackHTTPClient: Sendable {
 public struct EventStreamReader {
     public let status: Int
     public let headers: HTTPHeaders
-    private var iterator: LoopbackHTTPClient.Inbound.AsyncIterator
+    fileprivate var iterator: LoopbackHTTPClient.Inbound.AsyncIterator
     private var parser = EventStreamParser()
     private var pending: [EventStreamParser.Item] = []
     private var pendingIndex = 0

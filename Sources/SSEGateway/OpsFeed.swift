@@ -128,25 +128,23 @@ public final class OpsFeed: Sendable {
 }
 
 extension OpsFeed.Subscription {
-    /// Runs an ops stream: `retry:` (awaited, through `write`), then the feed writes every event to
-    /// `sink` until the stream ends.
-    public func run(
+    /// Starts an ops stream: `retry:` (awaited, through `write`), then the feed writes every event
+    /// to `sink` and calls `onEnd` once when the stream ends. Returns as soon as the stream is
+    /// live: `true`, or `false` when it ended already (`onEnd` is not called). Keep the
+    /// subscription until the stream ends.
+    public func start(
         feed: OpsFeed,
         settings: StreamSettings,
         write: (String) async throws -> Void,
-        sink: any StreamSink
-    ) async throws {
-        defer { feed.unsubscribe(self) }
-        try await write(ServerSentEventEncoder.retry(settings.retry))
-        let subscription = self
-        await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                if !feed.goLive(subscription, sink: sink, onEnd: { _ in continuation.resume() }) {
-                    continuation.resume()
-                }
-            }
-        } onCancel: {
-            feed.unsubscribe(subscription)
+        sink: any StreamSink,
+        onEnd: @escaping @Sendable (StreamEnd) -> Void
+    ) async throws -> Bool {
+        do {
+            try await write(ServerSentEventEncoder.retry(settings.retry))
+        } catch {
+            feed.unsubscribe(self)
+            throw error
         }
+        return feed.goLive(self, sink: sink, onEnd: onEnd)
     }
 }

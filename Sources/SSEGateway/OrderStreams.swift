@@ -103,6 +103,9 @@ public struct OrderStreams: Sendable {
 /// One open order stream: writes the snapshot and replays the log itself, then hands the stream
 /// to the hub, which writes its live events, keepalives and parting `retry:` directly, until
 /// `finish`, the stream's maximum age, the server's shutdown or the client's departure.
+///
+/// The session holds the stream's registration: keep it until the stream ends (dropping it
+/// unsubscribes).
 public struct OrderStreamSession: Sendable {
     let subscription: StreamHub.Subscription
     let cursor: Int64
@@ -113,48 +116,53 @@ public struct OrderStreamSession: Sendable {
     let snapshot: ServerSentEvent?
     let streams: OrderStreams
 
-    /// Runs the stream: the snapshot and the replay go to `write` (awaited, so a slow client
-    /// slows only its own replay), then the hub writes to `sink`. Returns when the stream ends;
-    /// throws what `write` or the log read throws (the connection then closes and the client
-    /// resumes with Last-Event-ID).
-    public func run(write: (String) async throws -> Void, sink: any StreamSink) async throws {
+    /// Starts the stream: the snapshot and the replay go to `write` (awaited, so a slow client
+    /// slows only its own replay), then the hub writes to `sink` and calls `onEnd` once when the
+    /// stream ends. Returns as soon as the stream is live: `nil` then, or why it ended already
+    /// (`finish` was in the replay, the server is stopping, …; `onEnd` is not called). Throws
+    /// what `write` or the log read throws, after unsubscribing (the connection then closes and
+    /// the client resumes with Last-Event-ID).
+    public func start(
+        write: (String) async throws -> Void,
+        sink: any StreamSink,
+        onEnd: @escaping @Sendable (StreamEnd) -> Void
+    ) async throws -> StreamEnd? {
         let settings = self.streams.settings
         let hub = self.streams.hub
-        defer { hub.unsubscribe(self.subscription) }
         var machine = OrderStreamStateMachine(cursor: self.cursor)
-        try await write(
-            ServerSentEventEncoder.retry(settings.retry) + (self.snapshot.map(ServerSentEventEncoder.encode) ?? "")
-        )
-        var after = self.cursor
-        while self.logHoldsMore {
-            let page = try await self.streams.store.events(
-                orderID: self.subscription.orderID,
-                after: after,
-                limit: settings.replayBatchSize
+        do {
+            try await write(
+                ServerSentEventEncoder.retry(settings.retry) + (self.snapshot.map(ServerSentEventEncoder.encode) ?? "")
             )
-            var text = ""
-            for event in page where machine.eventArrived(id: event.id, isFinish: event.isFinish) != .drop {
-                text += ServerSentEventEncoder.encode(
-                    ServerSentEvent(id: String(event.id), event: event.name, data: event.data)
+            var after = self.cursor
+            while self.logHoldsMore {
+                let page = try await self.streams.store.events(
+                    orderID: self.subscription.orderID,
+                    after: after,
+                    limit: settings.replayBatchSize
                 )
-                if machine.isEnded { break }
+                var text = ""
+                for event in page where machine.eventArrived(id: event.id, isFinish: event.isFinish) != .drop {
+                    text += ServerSentEventEncoder.encode(
+                        ServerSentEvent(id: String(event.id), event: event.name, data: event.data)
+                    )
+                    if machine.isEnded { break }
+                }
+                if !text.isEmpty { try await write(text) }
+                guard !machine.isEnded else {  // `finish` was in the replay
+                    hub.unsubscribe(self.subscription)
+                    return .finished
+                }
+                guard page.count == settings.replayBatchSize, let last = page.last else { break }
+                after = last.id
             }
-            if !text.isEmpty { try await write(text) }
-            guard !machine.isEnded else { return }  // `finish` was in the replay
-            guard page.count == settings.replayBatchSize, let last = page.last else { break }
-            after = last.id
+        } catch {
+            hub.unsubscribe(self.subscription)
+            throw error
         }
-        // From here the hub writes; this task only waits for the end (the hub has written what
-        // the end needed: `finish` or `retry:`).
-        let subscription = self.subscription
-        let cursor = machine.lastSent!
-        await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                let outcome = hub.goLive(subscription, cursor: cursor, sink: sink) { _ in continuation.resume() }
-                if case .ended = outcome { continuation.resume() }
-            }
-        } onCancel: {
-            hub.unsubscribe(subscription)
+        switch hub.goLive(self.subscription, cursor: machine.lastSent!, sink: sink, onEnd: onEnd) {
+        case .live: return nil
+        case .ended(let end): return end
         }
     }
 

@@ -56,6 +56,38 @@ struct OrderStreamTests {
         }
     }
 
+    /// Once live, a stream holds no task of its own (its response's body returned to Hummingbird),
+    /// yet its response ends where the stream does, and the connection then serves the next
+    /// request. With `Connection: close` the stream is served alike, and the connection closes.
+    @Test func aLiveStreamsResponseEndsWithIt() async throws {
+        try await withLiveApp { client, _ in
+            let order = try await client.createOrder()
+            let health = try await client.withConnection { connection in
+                try await connection.stream(path: order.streamPath) { (stream: inout EventStreamReader) async throws in
+                    #expect(try await stream.nextEvent()?.name == "status")
+                    #expect(try await client.sandbox("processing", order: order.id).status == 200)
+                    #expect(try await stream.nextEvent()?.name == "status")
+                    #expect(try await client.sandbox("succeeded", order: order.id).status == 200)
+                    #expect(try await stream.eventsThroughFinish().map(\.name) == ["status", "finish"])
+                    #expect(try await stream.next() == nil)
+                }
+                return try await connection.send(method: .GET, path: "/healthz")
+            }
+            #expect(health.status == 200)
+
+            let closing = try await client.createOrder()
+            try await client.stream(path: closing.streamPath, headers: [("Connection", "close")]) {
+                (stream: inout EventStreamReader) async throws in
+                #expect(try await stream.nextEvent()?.name == "status")
+                #expect(try await client.sandbox("processing", order: closing.id).status == 200)
+                #expect(try await stream.nextEvent()?.name == "status")
+                #expect(try await client.sandbox("succeeded", order: closing.id).status == 200)
+                #expect(try await stream.eventsThroughFinish().map(\.name) == ["status", "finish"])
+                #expect(try await stream.next() == nil)
+            }
+        }
+    }
+
     /// A client that drops mid-way and reconnects with Last-Event-ID gets exactly the events it
     /// missed, in order, then live ones; the seeds' /orderpay route and ?lastEventId= work alike.
     @Test func reconnectGetsExactlyTheMissedEvents() async throws {

@@ -2,11 +2,12 @@ import Crypto
 import Foundation
 import HTTPTypes
 import Hummingbird
+import HummingbirdCore
 import NIOCore
 import NIOHTTPTypes
 import PaymentProviders
 import SSEGateway
-import ServiceLifecycle
+import Synchronization
 
 /// The Server-Sent Events routes: an order's stream for its checkout page
 /// (`GET /v1/orders/{id}/events`, and the seeds' `GET /orderpay?payid={id}`) and the ops stream
@@ -53,6 +54,15 @@ struct StreamsController {
         for path in ["/v1/orders/{id}/events", "/orderpay"] {
             router.on(RouterPath(path), method: .options) { request, _ in self.preflight(request) }
         }
+    }
+
+    /// Whether a request is for one of the stream routes (the server answers those in a child task).
+    static func isStreamRequest(_ request: Request) -> Bool {
+        guard request.method == .get else { return false }
+        let path = request.uri.path
+        if path == "/orderpay" || path == "/v1/ops/events" { return true }
+        let parts = path.split(separator: "/", omittingEmptySubsequences: false)
+        return parts.count == 5 && parts[0].isEmpty && parts[1] == "v1" && parts[2] == "orders" && parts[4] == "events"
     }
 
     // MARK: Order streams
@@ -105,13 +115,14 @@ struct StreamsController {
             return Response(status: .noContent, headers: cors)
         case .stream(let session):
             self.metrics.streamOpened(kind: "order")
-            return self.eventStream(context.channel, headers: cors, onClientGone: session.cancel) { write, sink in
-                try await withGracefulShutdownHandler {
-                    try await session.run(write: write, sink: sink)
-                } onGracefulShutdown: {
-                    session.end()
-                }
-            }
+            return self.eventStream(
+                context.channel,
+                request: request,
+                headers: cors,
+                onShutdown: session.end,
+                onClientGone: session.cancel,
+                start: { write, sink, onEnd in try await session.start(write: write, sink: sink, onEnd: onEnd) == nil }
+            )
         }
     }
 
@@ -176,14 +187,17 @@ struct StreamsController {
             throw Self.apiError(for: error, headers: [:])
         }
         self.metrics.streamOpened(kind: "ops")
-        let unsubscribe: @Sendable () -> Void = { self.ops.unsubscribe(subscription) }
-        return self.eventStream(context.channel, headers: [:], onClientGone: unsubscribe) { write, sink in
-            try await withGracefulShutdownHandler {
-                try await subscription.run(feed: self.ops, settings: self.settings, write: write, sink: sink)
-            } onGracefulShutdown: {
-                self.ops.end(subscription)
+        let ops = self.ops
+        return self.eventStream(
+            context.channel,
+            request: request,
+            headers: [:],
+            onShutdown: { ops.end(subscription) },
+            onClientGone: { ops.unsubscribe(subscription) },
+            start: { write, sink, onEnd in
+                try await subscription.start(feed: ops, settings: self.settings, write: write, sink: sink, onEnd: onEnd)
             }
-        }
+        )
     }
 
     /// Counts every refusal by its code for the metrics, then lets it answer.
@@ -198,34 +212,72 @@ struct StreamsController {
 
     // MARK: The response
 
-    /// A `text/event-stream` response whose body `run` writes. When the client goes away,
-    /// `onClientGone` ends the stream's subscription, which ends `run`.
+    /// A `text/event-stream` response whose body `start` begins (the snapshot and any replay,
+    /// through Hummingbird's writer), after which the hub writes to the connection directly. When
+    /// the stream is live, `start` returns `true` and so does the response's body: the stream then
+    /// holds no task of its own, and what it costs is its connection, the connection's task parked
+    /// waiting for a next request, and its entry in the hub (BENCHMARKS.md has the figures).
+    /// `ResponseEnd` keeps the response open meanwhile and ends it when the stream ends.
     ///
     /// Hummingbird's `consumeWithCancellationOnInboundClose` notices a departed client by reading
-    /// the request body in a task group, with two or three tasks per stream; here a small handler
-    /// closes the connection when the client closes its side (the server allows half-closed
-    /// connections, so NIO alone would keep it), and the connection's close future ends the stream:
-    /// no task. BENCHMARKS.md has the memory it saves.
+    /// the request body in a task group; here ``StreamConnectionEvents`` closes the connection when
+    /// the client closes its side (the server allows half-closed connections, so NIO alone would
+    /// keep it), and the connection's close future ends the stream (`onClientGone`). The same handler
+    /// passes the server's graceful shutdown to the stream (`onShutdown`: a short `retry:`, then the end).
+    ///
+    /// A request that asks to close the connection after its response (`Connection: close`) keeps
+    /// its task parked until the stream ends, as Hummingbird would close the connection as soon as
+    /// the body returned.
     private func eventStream(
         _ channel: any Channel,
+        request: Request,
         headers: HTTPFields,
+        onShutdown: @escaping @Sendable () -> Void,
         onClientGone: @escaping @Sendable () -> Void,
-        run: @escaping @Sendable (_ write: (String) async throws -> Void, _ sink: any StreamSink) async throws -> Void
+        start:
+            @escaping @Sendable (
+                _ write: (String) async throws -> Void,
+                _ sink: any StreamSink,
+                _ onEnd: @escaping @Sendable (StreamEnd) -> Void
+            ) async throws -> Bool
     ) -> Response {
         var fields = headers
         fields[.contentType] = "text/event-stream; charset=utf-8"
         fields[.cacheControl] = "no-cache"
         fields[.xAccelBuffering] = "no"
+        // Hummingbird's own test for closing the connection after this response.
+        let closesAfter = request.headers[.connection] == "close"
         return Response(
             status: .ok,
             headers: fields,
             body: ResponseBody { writer in
                 channel.closeFuture.whenComplete { _ in onClientGone() }
-                try await channel.pipeline.addHandler(CloseOnInputClosed(), position: .first).get()
-                try await run(
-                    { text in try await writer.write(ByteBuffer(string: text)) },
-                    ChannelSink(channel: channel)
-                )
+                let end = ResponseEnd()
+                try await channel.eventLoop.submit {
+                    let pipeline = channel.pipeline.syncOperations
+                    try pipeline.addHandler(StreamConnectionEvents(onShutdown: onShutdown), position: .first)
+                    if !closesAfter {
+                        try pipeline.addHandler(
+                            end,
+                            position: .after(pipeline.handler(type: HTTPConnectionStateHandler.self))
+                        )
+                    }
+                }.get()
+                let write: (String) async throws -> Void = { text in try await writer.write(ByteBuffer(string: text)) }
+                let sink = ChannelSink(channel: channel)
+                if closesAfter {
+                    let ended = AsyncSignal()
+                    if try await start(write, sink, { _ in ended.fire() }) { await ended.wait() }
+                } else {
+                    let live: Bool
+                    do {
+                        live = try await start(write, sink, { _ in end.streamEnded(on: channel) })
+                    } catch {
+                        end.remove(from: channel)
+                        throw error
+                    }
+                    if !live { end.remove(from: channel) }
+                }
                 try await writer.finish(nil)
             }
         )
@@ -311,15 +363,105 @@ struct ChannelBatchWriter: StreamBatchWriter {
     }
 }
 
-/// Closes a stream's connection as soon as the client closes its side: a browser that leaves sends
-/// its FIN and nothing else, and the server keeps half-closed connections open.
-private final class CloseOnInputClosed: ChannelInboundHandler, RemovableChannelHandler, Sendable {
+/// Added to a stream's connection ahead of everything (it sees the socket's events first): closes
+/// the connection as soon as the client closes its side (a browser that leaves sends its FIN and
+/// nothing else, and the server keeps half-closed connections open), and passes the server's
+/// graceful shutdown (NIO's quiesce event, sent to every connection) to the stream.
+private final class StreamConnectionEvents: ChannelInboundHandler, RemovableChannelHandler, Sendable {
     typealias InboundIn = NIOAny
+
+    let onShutdown: @Sendable () -> Void
+
+    init(onShutdown: @escaping @Sendable () -> Void) {
+        self.onShutdown = onShutdown
+    }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if case .inputClosed = event as? ChannelEvent {
             context.close(promise: nil)
+        } else if event is ChannelShouldQuiesceEvent {
+            self.onShutdown()
         }
         context.fireUserInboundEventTriggered(event)
+    }
+}
+
+/// Keeps a live stream's response open after its body returned to Hummingbird, and ends it when
+/// the stream ends: it swallows the response's end that Hummingbird writes, and writes the end
+/// itself on ``streamEnded(on:)``, whichever comes first; then it leaves the pipeline and the
+/// connection serves a next request as usual. It sits after Hummingbird's connection state
+/// handler, which so sees one response that ends when the stream does (no idle timeout meanwhile,
+/// and a graceful shutdown closes the connection after it).
+private final class ResponseEnd: ChannelOutboundHandler, RemovableChannelHandler, @unchecked Sendable {
+    typealias OutboundIn = HTTPResponsePart
+    typealias OutboundOut = HTTPResponsePart
+
+    /// The outbound event ``streamEnded(on:)`` sends through the pipeline.
+    private struct StreamEnded {}
+
+    // Touched only on the connection's event loop (`@unchecked Sendable`).
+    private var swallowedResponseEnd = false
+    private var streamEnded = false
+
+    func streamEnded(on channel: any Channel) {
+        channel.triggerUserOutboundEvent(StreamEnded(), promise: nil)
+    }
+
+    /// Leaves the pipeline before anything was swallowed (the stream did not go live).
+    func remove(from channel: any Channel) {
+        channel.pipeline.removeHandler(self, promise: nil)
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        guard case .end = self.unwrapOutboundIn(data), !self.swallowedResponseEnd else {
+            context.write(data, promise: promise)
+            return
+        }
+        self.swallowedResponseEnd = true
+        promise?.succeed()
+        self.leaveIfDone(context: context)
+    }
+
+    func triggerUserOutboundEvent(context: ChannelHandlerContext, event: Any, promise: EventLoopPromise<Void>?) {
+        guard event is StreamEnded else {
+            context.triggerUserOutboundEvent(event, promise: promise)
+            return
+        }
+        if !self.streamEnded {
+            self.streamEnded = true
+            context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
+        }
+        promise?.succeed()
+        self.leaveIfDone(context: context)
+    }
+
+    private func leaveIfDone(context: ChannelHandlerContext) {
+        if self.swallowedResponseEnd && self.streamEnded {
+            context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+        }
+    }
+}
+
+/// Fires once; `wait` returns at once if it fired already.
+private final class AsyncSignal: Sendable {
+    private let state = Mutex<(fired: Bool, waiter: CheckedContinuation<Void, Never>?)>((false, nil))
+
+    func fire() {
+        let waiter = self.state.withLock { state -> CheckedContinuation<Void, Never>? in
+            state.fired = true
+            defer { state.waiter = nil }
+            return state.waiter
+        }
+        waiter?.resume()
+    }
+
+    func wait() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let fired = self.state.withLock { state in
+                if !state.fired { state.waiter = continuation }
+                return state.fired
+            }
+            if fired { continuation.resume() }
+        }
     }
 }

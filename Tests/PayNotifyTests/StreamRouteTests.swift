@@ -1,0 +1,29 @@
+import Hummingbird
+import NIOCore
+import Testing
+
+@testable import PayNotify
+
+@Suite("Stream routes")
+struct StreamRouteTests {
+    /// The requests the server answers in a child task (so a live stream keeps none of the request's
+    /// call chain) are exactly the stream routes' GETs.
+    @Test(arguments: [
+        ("/v1/orders/ord_a/events?token=t", HTTPRequest.Method.get, true),
+        ("/orderpay?payid=ord_a&token=t", .get, true),
+        ("/v1/ops/events", .get, true),
+        ("/v1/orders/ord_a/events", .options, false),
+        ("/v1/orders/ord_a", .get, false),
+        ("/v1/orders/ord_a/events/x", .get, false),
+        ("/x/v1/orders/ord_a/events", .get, false),
+        ("/healthz", .get, false),
+        ("/v1/webhooks/sandbox", .post, false),
+    ])
+    func streamRequests(path: String, method: HTTPRequest.Method, isStream: Bool) {
+        let request = Request(
+            head: HTTPRequest(method: method, scheme: "http", authority: "localhost", path: path),
+            body: RequestBody(buffer: ByteBuffer())
+        )
+        #expect(StreamsController.isStreamRequest(request) == isStream)
+    }
+}
