@@ -392,6 +392,10 @@ private final class StreamConnectionEvents: ChannelInboundHandler, RemovableChan
 /// connection serves a next request as usual. It sits after Hummingbird's connection state
 /// handler, which so sees one response that ends when the stream does (no idle timeout meanwhile,
 /// and a graceful shutdown closes the connection after it).
+///
+/// Hummingbird reads the connection again while the stream lives: a client that sent a second
+/// request behind its stream (no browser or proxy does, as the response has not ended) would get
+/// its answer inside the stream, on its own connection only.
 private final class ResponseEnd: ChannelOutboundHandler, RemovableChannelHandler, @unchecked Sendable {
     typealias OutboundIn = HTTPResponsePart
     typealias OutboundOut = HTTPResponsePart
