@@ -166,9 +166,16 @@ public struct OrderStreamSession: Sendable {
         }
     }
 
-    /// Ends the stream with a short `retry:` (graceful shutdown).
-    public func end() { self.streams.hub.end(self.subscription) }
+    /// Ends the stream with a short `retry:` (graceful shutdown). Holds the registration, not the
+    /// session (kept for the stream's life, it should not keep the snapshot).
+    public var end: @Sendable () -> Void {
+        let (hub, subscription) = (self.streams.hub, self.subscription)
+        return { hub.end(subscription) }
+    }
 
-    /// Ends the stream at once (the client went away).
-    public func cancel() { self.streams.hub.unsubscribe(self.subscription) }
+    /// Ends the stream at once (the client went away). Holds the registration, as ``end`` does.
+    public var cancel: @Sendable () -> Void {
+        let (hub, subscription) = (self.streams.hub, self.subscription)
+        return { hub.unsubscribe(subscription) }
+    }
 }
