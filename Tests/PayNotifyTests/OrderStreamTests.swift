@@ -61,15 +61,18 @@ struct OrderStreamTests {
     /// request. With `Connection: close` the stream is served alike, and the connection closes.
     @Test func aLiveStreamsResponseEndsWithIt() async throws {
         try await withLiveApp { client, _ in
-            let order = try await client.createOrder()
+            let orders = [try await client.createOrder(), try await client.createOrder()]
             let health = try await client.withConnection { connection in
-                try await connection.stream(path: order.streamPath) { (stream: inout EventStreamReader) async throws in
-                    #expect(try await stream.nextEvent()?.name == "status")
-                    #expect(try await client.sandbox("processing", order: order.id).status == 200)
-                    #expect(try await stream.nextEvent()?.name == "status")
-                    #expect(try await client.sandbox("succeeded", order: order.id).status == 200)
-                    #expect(try await stream.eventsThroughFinish().map(\.name) == ["status", "finish"])
-                    #expect(try await stream.next() == nil)
+                for order in orders {  // one after another on the same connection
+                    try await connection.stream(path: order.streamPath) {
+                        (stream: inout EventStreamReader) async throws in
+                        #expect(try await stream.nextEvent()?.name == "status")
+                        #expect(try await client.sandbox("processing", order: order.id).status == 200)
+                        #expect(try await stream.nextEvent()?.name == "status")
+                        #expect(try await client.sandbox("succeeded", order: order.id).status == 200)
+                        #expect(try await stream.eventsThroughFinish().map(\.name) == ["status", "finish"])
+                        #expect(try await stream.next() == nil)
+                    }
                 }
                 return try await connection.send(method: .GET, path: "/healthz")
             }

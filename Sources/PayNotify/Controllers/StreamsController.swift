@@ -222,7 +222,7 @@ struct StreamsController {
     /// Hummingbird's `consumeWithCancellationOnInboundClose` notices a departed client by reading
     /// the request body in a task group; here ``StreamConnectionEvents`` closes the connection when
     /// the client closes its side (the server allows half-closed connections, so NIO alone would
-    /// keep it), and the connection's close future ends the stream (`onClientGone`). The same handler
+    /// keep it), and ends the stream when the connection closes (`onClientGone`). The same handler
     /// passes the server's graceful shutdown to the stream (`onShutdown`: a short `retry:`, then the end).
     ///
     /// A request that asks to close the connection after its response (`Connection: close`) keeps
@@ -251,32 +251,48 @@ struct StreamsController {
             status: .ok,
             headers: fields,
             body: ResponseBody { writer in
-                channel.closeFuture.whenComplete { _ in onClientGone() }
+                // Both handlers leave when the stream ends: a keep-alive connection (nginx's to an
+                // upstream, say) may carry many streams one after another.
+                let events = StreamConnectionEvents(onShutdown: onShutdown, onClientGone: onClientGone)
                 let end = ResponseEnd()
                 try await channel.eventLoop.submit {
                     let pipeline = channel.pipeline.syncOperations
-                    try pipeline.addHandler(StreamConnectionEvents(onShutdown: onShutdown), position: .first)
+                    try pipeline.addHandler(events, position: .first)
                     if !closesAfter {
                         try pipeline.addHandler(
                             end,
                             position: .after(pipeline.handler(type: HTTPConnectionStateHandler.self))
                         )
                     }
+                    // Gone before the handler was there to see it.
+                    if !channel.isActive { onClientGone() }
                 }.get()
                 let write: (String) async throws -> Void = { text in try await writer.write(ByteBuffer(string: text)) }
                 let sink = ChannelSink(channel: channel)
                 if closesAfter {
                     let ended = AsyncSignal()
+                    defer { events.remove(from: channel) }
                     if try await start(write, sink, { _ in ended.fire() }) { await ended.wait() }
                 } else {
                     let live: Bool
                     do {
-                        live = try await start(write, sink, { _ in end.streamEnded(on: channel) })
+                        live = try await start(
+                            write,
+                            sink,
+                            { _ in
+                                end.streamEnded(on: channel)
+                                events.remove(from: channel)
+                            }
+                        )
                     } catch {
                         end.remove(from: channel)
+                        events.remove(from: channel)
                         throw error
                     }
-                    if !live { end.remove(from: channel) }
+                    if !live {
+                        end.remove(from: channel)
+                        events.remove(from: channel)
+                    }
                 }
                 try await writer.finish(nil)
             }
@@ -363,17 +379,30 @@ struct ChannelBatchWriter: StreamBatchWriter {
     }
 }
 
-/// Added to a stream's connection ahead of everything (it sees the socket's events first): closes
-/// the connection as soon as the client closes its side (a browser that leaves sends its FIN and
-/// nothing else, and the server keeps half-closed connections open), and passes the server's
-/// graceful shutdown (NIO's quiesce event, sent to every connection) to the stream.
+/// Added to a stream's connection ahead of everything (it sees the socket's events first) while
+/// the stream lives: closes the connection as soon as the client closes its side (a browser that
+/// leaves sends its FIN and nothing else, and the server keeps half-closed connections open), ends
+/// the stream when the connection closes (`onClientGone`), and passes the server's graceful
+/// shutdown (NIO's quiesce event, sent to every connection) to the stream (`onShutdown`).
 private final class StreamConnectionEvents: ChannelInboundHandler, RemovableChannelHandler, Sendable {
     typealias InboundIn = NIOAny
 
     let onShutdown: @Sendable () -> Void
+    let onClientGone: @Sendable () -> Void
 
-    init(onShutdown: @escaping @Sendable () -> Void) {
+    init(onShutdown: @escaping @Sendable () -> Void, onClientGone: @escaping @Sendable () -> Void) {
         self.onShutdown = onShutdown
+        self.onClientGone = onClientGone
+    }
+
+    /// Leaves the pipeline (the stream ended).
+    func remove(from channel: any Channel) {
+        channel.pipeline.removeHandler(self, promise: nil)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.onClientGone()
+        context.fireChannelInactive()
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
