@@ -328,6 +328,9 @@ public final class StreamHub: Sendable {
     private func deliver(_ events: [OrderEvent], following predecessor: Int64?, now: ContinuousClock.Instant) {
         guard let orderID = events.first?.orderID else { return }
         precondition(events.allSatisfy { $0.orderID == orderID }, "publish one order's events at a time")
+        // Most commits are for orders with no stream here: nothing to encode. (A stream that
+        // registers after this look reads the log afterwards, which holds these events.)
+        guard self.state.withLock({ $0.byOrder[orderID] != nil }) else { return }
         let events = events.sorted { $0.id < $1.id }
         // Each event is encoded once, whatever the number of streams.
         let encoded = events.map(Self.encode)
