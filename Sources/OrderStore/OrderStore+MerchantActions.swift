@@ -8,7 +8,7 @@ extension OrderStore {
     /// - Returns: the new event's id.
     /// - Throws: ``OrderStoreError/orderNotFound``, ``OrderStoreError/orderFinished(_:)``.
     public func appendMerchantEvent(orderID: String, name: String, data: String) async throws -> Int64 {
-        let appended = try await self.pool.withTransaction(isolation: Self.appendIsolation) { connection in
+        try await self.appending { connection in
             guard let order = try Self.order(id: orderID, on: connection, lock: true) else {
                 throw OrderStoreError.orderNotFound
             }
@@ -16,18 +16,16 @@ extension OrderStore {
             guard !order.status.isFinal && order.status != .refunded else {
                 throw OrderStoreError.orderFinished(order.status)
             }
-            return try Self.appendEvent(orderID: orderID, name: name, data: data, on: connection)
+            let appended = try Self.appendEvent(orderID: orderID, name: name, data: data, on: connection)
+            return (appended.event.id, [appended])
         }
-        self.announce([appended])
-        return appended.event.id
     }
 
     /// Cancels a pending order for the merchant; a repeated cancel answers with the canceled order.
     ///
     /// - Throws: ``OrderStoreError/orderNotFound``, ``OrderStoreError/notCancelable(_:)``.
     public func cancel(orderID: String) async throws -> Order {
-        let (order, appended) = try await self.pool.withTransaction(isolation: Self.appendIsolation) {
-            connection -> (Order, [AppendedEvent]) in
+        try await self.appending { connection -> (Order, [AppendedEvent]) in
             guard let order = try Self.order(id: orderID, on: connection, lock: true) else {
                 throw OrderStoreError.orderNotFound
             }
@@ -47,8 +45,6 @@ extension OrderStore {
                 throw OrderStoreError.notCancelable(current)
             }
         }
-        self.announce(appended)
-        return order
     }
 
     /// Expires up to `limit` pending orders whose deadline passed, oldest first, and returns how many.
@@ -56,8 +52,7 @@ extension OrderStore {
     /// Safe with many instances sweeping at once: `FOR UPDATE SKIP LOCKED` gives each order to one
     /// sweeper, and the state machine re-checks the status under the lock.
     public func expireDueOrders(limit: Int) async throws -> Int {
-        let (due, expired) = try await self.pool.withTransaction(isolation: Self.appendIsolation) {
-            connection -> (Int, [AppendedEvent]) in
+        try await self.appending { connection -> (Int, [AppendedEvent]) in
             let due = try connection.query(
                 """
                 SELECT \(Self.orderColumns) FROM orders
@@ -75,7 +70,5 @@ extension OrderStore {
             }
             return (due.count, expired)
         }
-        self.announce(expired)
-        return due
     }
 }

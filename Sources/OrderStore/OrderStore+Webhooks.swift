@@ -26,17 +26,11 @@ extension OrderStore {
     /// ``DeliveryOutcome/duplicate`` and rolls back), then write the status, events, alert and
     /// notification.
     public func record(_ delivery: WebhookDelivery) async throws -> DeliveryOutcome {
-        let (outcome, appended) = try await self.pool.withConnection { connection in
-            do {
-                return try connection.transaction(isolation: Self.appendIsolation) { connection in
-                    try Self.record(delivery, on: connection)
-                }
-            } catch DuplicateDelivery.found {
-                return (.duplicate, [])
-            }
+        do {
+            return try await self.appending { connection in try Self.record(delivery, on: connection) }
+        } catch DuplicateDelivery.found {
+            return .duplicate
         }
-        self.announce(appended)
-        return outcome
     }
 
     /// Why the inbox could not hold this delivery, or `nil` when it can: the schema's limits (event

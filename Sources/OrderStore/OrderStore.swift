@@ -216,6 +216,19 @@ public struct OrderStore: Sendable {
     /// PostgreSQL refuses payloads of 8000 bytes or more; keep a margin.
     static let maximumPayloadBytes = 7900
 
+    /// Runs `body` in a transaction that appends to the log (at ``appendIsolation``), and hands what
+    /// it appended to the notifier and to `onCommit` on the connection's thread as soon as `COMMIT`
+    /// returned: this instance's streams then need not wait for the hop back to the caller.
+    func appending<T: Sendable>(_ body: @escaping @Sendable (Connection) throws -> (T, [AppendedEvent])) async throws
+        -> T
+    {
+        try await self.pool.withConnection { connection in
+            let (value, appended) = try connection.transaction(isolation: Self.appendIsolation, body)
+            self.announce(appended)
+            return value
+        }
+    }
+
     /// Hands what a committed transaction appended to the notifier (the orders) and to `onCommit`
     /// (the events).
     func announce(_ appended: [AppendedEvent]) {
