@@ -116,17 +116,8 @@ public struct LoopbackHTTPClient: Sendable {
         let closer = channel.channel.eventLoop.scheduleTask(deadline: deadline) { channel.channel.close(promise: nil) }
         defer { closer.cancel() }
         return try await channel.executeThenClose { inbound, outbound in
-            try await self.writeRequest(
-                method: .GET,
-                path: path,
-                headers: [("Accept", "text/event-stream")] + headers,
-                body: [],
-                to: outbound
-            )
-            var iterator = inbound.makeAsyncIterator()
-            let head = try await Self.readHead(&iterator)
-            var reader = EventStreamReader(status: Int(head.status.code), headers: head.headers, iterator: iterator)
-            return try await body(&reader)
+            var connection = Connection(client: self, inbound: inbound.makeAsyncIterator(), outbound: outbound)
+            return try await connection.stream(path: path, headers: headers, body)
         }
     }
 

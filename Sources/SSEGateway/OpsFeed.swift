@@ -8,19 +8,7 @@ public final class OpsFeed: Sendable {
     /// An ops stream's registration; forgetting it before it goes live frees its place.
     public struct Subscription: Sendable {
         public let id: Int
-        let registration: Registration
-    }
-
-    final class Registration: Sendable {
-        let id: Int
-        weak let feed: OpsFeed?
-
-        init(id: Int, feed: OpsFeed) {
-            self.id = id
-            self.feed = feed
-        }
-
-        deinit { self.feed?.remove(id: self.id) }
+        let registration: Registration<OpsFeed>
     }
 
     private struct Stream {
@@ -59,7 +47,7 @@ public final class OpsFeed: Sendable {
             return state.nextID
         }
         guard let id = admitted else { throw .instanceFull }
-        return Subscription(id: id, registration: Registration(id: id, feed: self))
+        return Subscription(id: id, registration: Registration(id: id, owner: self))
     }
 
     /// From now on events go to `sink`, until the stream ends; `false` if it ended already (the
@@ -125,6 +113,10 @@ public final class OpsFeed: Sendable {
         let removed = self.state.withLock { $0.streams.removeValue(forKey: id) }
         removed?.live?.onEnd(.cancelled)
     }
+}
+
+extension OpsFeed: RegistrationOwner {
+    func forget(id: Int) { self.remove(id: id) }
 }
 
 extension OpsFeed.Subscription {

@@ -153,19 +153,25 @@ public struct Relay: Service {
     private func reread(_ cursors: [String: Int64]) async {
         var cursors = cursors
         while !cursors.isEmpty {
-            let batch = Dictionary(uniqueKeysWithValues: cursors.prefix(Self.ordersPerRead).map { ($0.key, $0.value) })
+            let batch = Self.takeBatch(from: &cursors)
             guard
                 let events = await self.retrying(
                     "read order events",
                     { try await self.store.events(after: batch, limitPerOrder: Self.pageSize) }
                 )
             else { return }
-            for key in batch.keys { cursors[key] = nil }
             for (orderID, orderEvents) in Dictionary(grouping: events, by: \.orderID) {
                 self.hub.publish(orderEvents)
                 if orderEvents.count == Self.pageSize, let last = orderEvents.last { cursors[orderID] = last.id }
             }
         }
+    }
+
+    /// Takes up to ``ordersPerRead`` orders out of `cursors`: what one query reads or checks.
+    private static func takeBatch(from cursors: inout [String: Int64]) -> [String: Int64] {
+        let batch = Dictionary(uniqueKeysWithValues: cursors.prefix(Self.ordersPerRead).map { ($0.key, $0.value) })
+        for key in batch.keys { cursors[key] = nil }
+        return batch
     }
 
     /// How many recovery intervals pass between full re-reads of everything watched.
@@ -210,10 +216,7 @@ public struct Relay: Service {
         if full {
             var cursors = self.hub.watchedOrders()
             while !cursors.isEmpty {
-                let batch = Dictionary(
-                    uniqueKeysWithValues: cursors.prefix(Self.ordersPerRead).map { ($0.key, $0.value) }
-                )
-                for key in batch.keys { cursors[key] = nil }
+                let batch = Self.takeBatch(from: &cursors)
                 guard
                     let found = await self.retrying(
                         "check watched orders",

@@ -85,20 +85,7 @@ public final class StreamHub: Sendable {
     public struct Subscription: Sendable {
         public let id: Int
         public let orderID: String
-        let registration: Registration
-    }
-
-    /// Unregisters a subscription that is forgotten before it ends (the hub holds no reference).
-    final class Registration: Sendable {
-        let id: Int
-        weak let hub: StreamHub?
-
-        init(id: Int, hub: StreamHub) {
-            self.id = id
-            self.hub = hub
-        }
-
-        deinit { self.hub?.remove(id: self.id, reason: .cancelled) }
+        let registration: Registration<StreamHub>
     }
 
     /// What ``goLive(_:cursor:sink:now:onEnd:)`` did.
@@ -228,7 +215,7 @@ public final class StreamHub: Sendable {
             return .success(id)
         }
         let id = try admitted.get()
-        return Subscription(id: id, orderID: orderID, registration: Registration(id: id, hub: self))
+        return Subscription(id: id, orderID: orderID, registration: Registration(id: id, owner: self))
     }
 
     /// The stream has replayed the log up to `cursor` (its last id written): from now on the hub
@@ -547,4 +534,8 @@ public final class StreamHub: Sendable {
     private func slot(of instant: ContinuousClock.Instant) -> Int64 {
         Int64(((instant - self.epoch) / .seconds(1)).rounded(.down))
     }
+}
+
+extension StreamHub: RegistrationOwner {
+    func forget(id: Int) { self.remove(id: id, reason: .cancelled) }
 }

@@ -267,32 +267,31 @@ struct StreamsController {
                     // Gone before the handler was there to see it.
                     if !channel.isActive { onClientGone() }
                 }.get()
+                let removeEvents: @Sendable () -> Void = { channel.pipeline.removeHandler(events, promise: nil) }
                 let write: (String) async throws -> Void = { text in try await writer.write(ByteBuffer(string: text)) }
                 let sink = ChannelSink(channel: channel)
                 if closesAfter {
                     let ended = AsyncSignal()
-                    defer { events.remove(from: channel) }
+                    defer { removeEvents() }
                     if try await start(write, sink, { _ in ended.fire() }) { await ended.wait() }
                 } else {
-                    let live: Bool
-                    do {
-                        live = try await start(
-                            write,
-                            sink,
-                            { _ in
-                                end.streamEnded(on: channel)
-                                events.remove(from: channel)
-                            }
-                        )
-                    } catch {
-                        end.remove(from: channel)
-                        events.remove(from: channel)
-                        throw error
+                    // Not live (it ended at once, or `start` threw): Hummingbird's end of the
+                    // response must pass, and neither handler has anything left to do.
+                    var live = false
+                    defer {
+                        if !live {
+                            channel.pipeline.removeHandler(end, promise: nil)
+                            removeEvents()
+                        }
                     }
-                    if !live {
-                        end.remove(from: channel)
-                        events.remove(from: channel)
-                    }
+                    live = try await start(
+                        write,
+                        sink,
+                        { _ in
+                            end.streamEnded(on: channel)
+                            removeEvents()
+                        }
+                    )
                 }
                 try await writer.finish(nil)
             }
@@ -395,11 +394,6 @@ private final class StreamConnectionEvents: ChannelInboundHandler, RemovableChan
         self.onClientGone = onClientGone
     }
 
-    /// Leaves the pipeline (the stream ended).
-    func remove(from channel: any Channel) {
-        channel.pipeline.removeHandler(self, promise: nil)
-    }
-
     func channelInactive(context: ChannelHandlerContext) {
         self.onClientGone()
         context.fireChannelInactive()
@@ -438,11 +432,6 @@ private final class ResponseEnd: ChannelOutboundHandler, RemovableChannelHandler
 
     func streamEnded(on channel: any Channel) {
         channel.triggerUserOutboundEvent(StreamEnded(), promise: nil)
-    }
-
-    /// Leaves the pipeline before anything was swallowed (the stream did not go live).
-    func remove(from channel: any Channel) {
-        channel.pipeline.removeHandler(self, promise: nil)
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
