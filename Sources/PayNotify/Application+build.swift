@@ -133,17 +133,24 @@ public func buildApplication(
     ).addRoutes(to: router)
     try PagesController().addRoutes(to: router)
 
+    let responder = router.buildResponder()
+    let serverName = "paynotify"
     var app = Application(
-        router: router,
+        responder: responder,
         // Closes connections that send nothing, or headers a trickle at a time, for this long
         // (Hummingbird never counts a request being answered, such as a stream, as idle).
         server: .http1(
             configuration: .init(idleTimeout: .init(configuration.idleTimeout)),
-            answeringInAChildTask: StreamsController.isStreamRequest
+            streams: StreamRequests(
+                matches: StreamsController.isStreamRequest,
+                responder: responder,
+                serverName: serverName,
+                logger: logger
+            )
         ),
         configuration: .init(
             address: .hostname(configuration.host, port: configuration.port),
-            serverName: "paynotify"
+            serverName: serverName
         ),
         logger: logger
     )

@@ -12,8 +12,12 @@ import Testing
 private struct RawConnection: ~Copyable {
     let socket: Int32
 
-    init(port: Int, receiveTimeout: Int) throws {
+    /// How long ``receive()`` waits for the server.
+    let receiveTimeout: Duration
+
+    init(port: Int, receiveTimeout: Duration) throws {
         self.socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        self.receiveTimeout = receiveTimeout
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
@@ -24,8 +28,6 @@ private struct RawConnection: ~Copyable {
             }
         }
         guard connected == 0 else { throw TestSetupError("connect failed: errno \(errno)") }
-        var timeout = timeval(tv_sec: receiveTimeout, tv_usec: 0)
-        setsockopt(self.socket, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
     }
 
     deinit { close(self.socket) }
@@ -36,18 +38,30 @@ private struct RawConnection: ~Copyable {
         _ = bytes.withUnsafeBytes { Glibc.send(self.socket, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
     }
 
+    /// Closes the sending side (a FIN), as a client that leaves does.
+    func finishSending() { shutdown(self.socket, Int32(SHUT_WR)) }
+
     /// What arrives until the server closes the connection or the timeout passes; `closed` tells which.
-    func receive() -> (text: String, closed: Bool) {
+    /// It never blocks a thread: the server under test runs in this process, on the same
+    /// cooperative threads (two on this machine), and parallel tests each waiting in a blocking
+    /// `recv` would leave it none.
+    func receive() async throws -> (text: String, closed: Bool) {
+        let deadline = ContinuousClock.now + self.receiveTimeout
         var received: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let count = buffer.withUnsafeMutableBytes { recv(self.socket, $0.baseAddress, $0.count, 0) }
+        while ContinuousClock.now < deadline {
+            let count = buffer.withUnsafeMutableBytes {
+                recv(self.socket, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT))
+            }
             if count > 0 {
                 received += buffer[0..<count]
+            } else if count == 0 {
+                return (String(decoding: received, as: UTF8.self), true)
             } else {
-                return (String(decoding: received, as: UTF8.self), count == 0)
+                try await Task.sleep(for: .milliseconds(10))
             }
         }
+        return (String(decoding: received, as: UTF8.self), false)
     }
 }
 
@@ -102,13 +116,13 @@ struct HostileInputTests {
     /// answer comes while most of it was never sent.
     @Test func oversizedBodyRefusedBeforeItIsRead() async throws {
         try await withLiveApp { client, _ in
-            let connection = try RawConnection(port: client.port, receiveTimeout: 2)
+            let connection = try RawConnection(port: client.port, receiveTimeout: .seconds(2))
             connection.send(
                 "POST /v1/webhooks/sandbox HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
                     + "Content-Length: 50000000\r\n\r\n"
             )
             connection.send([UInt8](repeating: UInt8(ascii: "x"), count: 100_000))
-            let (answer, _) = connection.receive()
+            let (answer, _) = try await connection.receive()
             #expect(answer.hasPrefix("HTTP/1.1 413"), "\(answer.prefix(200))")
         }
     }
@@ -117,9 +131,9 @@ struct HostileInputTests {
     @Test func slowHeadersAreCutOff() async throws {
         try await withLiveApp(overrides: ["PAYNOTIFY_IDLE_TIMEOUT_SECONDS": "1"]) { client, _ in
             let started = ContinuousClock.now
-            let connection = try RawConnection(port: client.port, receiveTimeout: 10)
+            let connection = try RawConnection(port: client.port, receiveTimeout: .seconds(10))
             connection.send("GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Slow: ")
-            let (answer, closed) = connection.receive()
+            let (answer, closed) = try await connection.receive()
             #expect(closed && answer.isEmpty)
             #expect(ContinuousClock.now - started < .seconds(5))
             // A stream being answered is never idle, however long its silences.
@@ -130,6 +144,55 @@ struct HostileInputTests {
                 try await client.sandbox("processing", order: order.id)
                 #expect(try await stream.nextEvent()?.name == "status")
             }
+        }
+    }
+}
+
+/// The connection handling the server does itself before Hummingbird takes a connection over
+/// (`StreamingHTTP1Channel`): what Hummingbird's own read loop would do, in the same cases.
+@Suite("Connections answered before Hummingbird takes them")
+struct ConnectionDispatchTests {
+    /// Pipelined requests are answered in order, whoever answers each: a stream request's refusal
+    /// (answered apart, with the `Date` and `Server` headers Hummingbird adds), a plain request
+    /// (Hummingbird takes the connection over), a stream request on a connection Hummingbird holds,
+    /// which asks to close the connection after it.
+    @Test func pipelinedRequestsAreAnsweredInOrder() async throws {
+        try await withLiveApp { client, _ in
+            let connection = try RawConnection(port: client.port, receiveTimeout: .seconds(5))
+            let stream = "GET /v1/orders/ord_a/events?token=garbage HTTP/1.1\r\nHost: localhost\r\n"
+            connection.send(
+                stream + "\r\n" + "GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n" + stream
+                    + "Connection: close\r\n\r\n"
+            )
+            let (answer, closed) = try await connection.receive()
+            #expect(closed)
+            let statuses = answer.components(separatedBy: "HTTP/1.1 ").dropFirst().map { $0.prefix(3) }
+            #expect(statuses == ["401", "200", "401"], "\(answer)")
+            let first = answer.components(separatedBy: "\r\n\r\n")[0].lowercased()
+            #expect(first.contains("\r\ndate: ") && first.contains("\r\nserver: paynotify"), "\(first)")
+            #expect(answer.contains(#""code":"invalid_token""#))
+        }
+    }
+
+    /// A malformed request is `400` and the connection closes; a client that closes its side
+    /// between requests has its connection closed; `Connection: close` is honoured.
+    @Test func brokenAndClosingClients() async throws {
+        try await withLiveApp { client, _ in
+            let malformed = try RawConnection(port: client.port, receiveTimeout: .seconds(5))
+            malformed.send("GET /v1/ops/events HTTP/1.1\r\nHost: localhost\r\nBad Header\r\n\r\n")
+            let (answer, closed) = try await malformed.receive()
+            #expect(answer.hasPrefix("HTTP/1.1 400") && closed, "\(answer)")
+
+            let leaving = try RawConnection(port: client.port, receiveTimeout: .seconds(5))
+            leaving.send("GET /v1/orders/ord_a/events HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            leaving.finishSending()
+            let (refusal, closedAfterRefusal) = try await leaving.receive()
+            #expect(refusal.hasPrefix("HTTP/1.1 401") && closedAfterRefusal, "\(refusal)")
+
+            let closing = try RawConnection(port: client.port, receiveTimeout: .seconds(5))
+            closing.send("GET /orderpay?payid=ord_a HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            let (closingRefusal, closedAfterIt) = try await closing.receive()
+            #expect(closingRefusal.hasPrefix("HTTP/1.1 401") && closedAfterIt, "\(closingRefusal)")
         }
     }
 }

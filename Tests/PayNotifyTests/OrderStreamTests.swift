@@ -56,13 +56,18 @@ struct OrderStreamTests {
         }
     }
 
-    /// Once live, a stream holds no task of its own (its response's body returned to Hummingbird),
-    /// yet its response ends where the stream does, and the connection then serves the next
-    /// request. With `Connection: close` the stream is served alike, and the connection closes.
-    @Test func aLiveStreamsResponseEndsWithIt() async throws {
+    /// Once live, a stream holds no task of its own, yet its response ends where the stream does,
+    /// and the connection then serves the next request: on a connection whose first request was a
+    /// stream's (answered apart from Hummingbird) and on one Hummingbird serves already (a plain
+    /// request first). With `Connection: close` the stream is served alike, and the connection closes.
+    @Test(arguments: [false, true])
+    func aLiveStreamsResponseEndsWithIt(plainRequestFirst: Bool) async throws {
         try await withLiveApp { client, _ in
             let orders = [try await client.createOrder(), try await client.createOrder()]
             let health = try await client.withConnection { connection in
+                if plainRequestFirst {
+                    #expect(try await connection.send(method: .GET, path: "/healthz").status == 200)
+                }
                 for order in orders {  // one after another on the same connection
                     try await connection.stream(path: order.streamPath) {
                         (stream: inout EventStreamReader) async throws in

@@ -6,8 +6,8 @@ import Testing
 
 @Suite("Stream routes")
 struct StreamRouteTests {
-    /// The requests the server answers in a child task (so a live stream keeps none of the request's
-    /// call chain) are exactly the stream routes' GETs.
+    /// The requests the server answers apart from Hummingbird's connection loop (so a live stream
+    /// holds no task) are exactly the stream routes' GETs.
     @Test(arguments: [
         ("/v1/orders/ord_a/events?token=t", HTTPRequest.Method.get, true),
         ("/orderpay?payid=ord_a&token=t", .get, true),
@@ -20,10 +20,7 @@ struct StreamRouteTests {
         ("/v1/webhooks/sandbox", .post, false),
     ])
     func streamRequests(path: String, method: HTTPRequest.Method, isStream: Bool) {
-        let request = Request(
-            head: HTTPRequest(method: method, scheme: "http", authority: "localhost", path: path),
-            body: RequestBody(buffer: ByteBuffer())
-        )
-        #expect(StreamsController.isStreamRequest(request) == isStream)
+        let head = HTTPRequest(method: method, scheme: "http", authority: "localhost", path: path)
+        #expect(StreamsController.isStreamRequest(head) == isStream)
     }
 }

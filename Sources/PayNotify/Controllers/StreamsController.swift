@@ -56,10 +56,11 @@ struct StreamsController {
         }
     }
 
-    /// Whether a request is for one of the stream routes (the server answers those in a child task).
-    static func isStreamRequest(_ request: Request) -> Bool {
-        guard request.method == .get else { return false }
-        let path = request.uri.path
+    /// Whether a request is for one of the stream routes (the server answers those apart, so that a
+    /// live stream holds no task: ``StreamingHTTP1Channel``).
+    static func isStreamRequest(_ head: HTTPRequest) -> Bool {
+        guard head.method == .get else { return false }
+        let path = URI(head.path ?? "").path
         if path == "/orderpay" || path == "/v1/ops/events" { return true }
         let parts = path.split(separator: "/", omittingEmptySubsequences: false)
         return parts.count == 5 && parts[0].isEmpty && parts[1] == "v1" && parts[2] == "orders" && parts[4] == "events"
@@ -213,11 +214,11 @@ struct StreamsController {
     // MARK: The response
 
     /// A `text/event-stream` response whose body `start` begins (the snapshot and any replay,
-    /// through Hummingbird's writer), after which the hub writes to the connection directly. When
+    /// through the server's writer), after which the hub writes to the connection directly. When
     /// the stream is live, `start` returns `true` and so does the response's body: the stream then
-    /// holds no task of its own, and what it costs is its connection, the connection's task parked
-    /// waiting for a next request, and its entry in the hub (BENCHMARKS.md has the figures).
-    /// `ResponseEnd` keeps the response open meanwhile and ends it when the stream ends.
+    /// holds no task, and what it costs is its connection's NIO handlers and its entry in the hub
+    /// (``StreamingHTTP1Channel``; BENCHMARKS.md has the figures). `ResponseEnd` keeps the
+    /// response open meanwhile and ends it when the stream ends.
     ///
     /// Hummingbird's `consumeWithCancellationOnInboundClose` notices a departed client by reading
     /// the request body in a task group; here ``StreamConnectionEvents`` closes the connection when
@@ -226,8 +227,8 @@ struct StreamsController {
     /// passes the server's graceful shutdown to the stream (`onShutdown`: a short `retry:`, then the end).
     ///
     /// A request that asks to close the connection after its response (`Connection: close`) keeps
-    /// its task parked until the stream ends, as Hummingbird would close the connection as soon as
-    /// the body returned.
+    /// its task parked until the stream ends, as the server closes the connection as soon as the
+    /// body has returned.
     private func eventStream(
         _ channel: any Channel,
         request: Request,
@@ -275,7 +276,7 @@ struct StreamsController {
                     defer { removeEvents() }
                     if try await start(write, sink, { _ in ended.fire() }) { await ended.wait() }
                 } else {
-                    // Not live (it ended at once, or `start` threw): Hummingbird's end of the
+                    // Not live (it ended at once, or `start` threw): the server's end of the
                     // response must pass, and neither handler has anything left to do.
                     var live = false
                     defer {
@@ -336,7 +337,7 @@ extension HTTPFields {
 
 /// Writes a live stream's text straight to its connection, as more of the response's body: on the
 /// connection's event loop, never waiting. The stream's task has written the head, the snapshot
-/// and the replay through Hummingbird's writer before, and ends the body through it after, so the
+/// and the replay through the server's writer before, and ends the body through it after, so the
 /// order holds. A connection whose pending writes passed NIO's high watermark (64 KB beyond what
 /// the kernel holds) refuses: that is the stream's bounded buffer.
 struct ChannelSink: StreamSink {
@@ -409,14 +410,14 @@ private final class StreamConnectionEvents: ChannelInboundHandler, RemovableChan
     }
 }
 
-/// Keeps a live stream's response open after its body returned to Hummingbird, and ends it when
-/// the stream ends: it swallows the response's end that Hummingbird writes, and writes the end
+/// Keeps a live stream's response open after its body returned to the server, and ends it when
+/// the stream ends: it swallows the response's end that the server writes, and writes the end
 /// itself on ``streamEnded(on:)``, whichever comes first; then it leaves the pipeline and the
 /// connection serves a next request as usual. It sits after Hummingbird's connection state
 /// handler, which so sees one response that ends when the stream does (no idle timeout meanwhile,
 /// and a graceful shutdown closes the connection after it).
 ///
-/// Hummingbird reads the connection again while the stream lives: a client that sent a second
+/// The server reads the connection again while the stream lives: a client that sent a second
 /// request behind its stream (no browser or proxy does, as the response has not ended) would get
 /// its answer inside the stream, on its own connection only.
 private final class ResponseEnd: ChannelOutboundHandler, RemovableChannelHandler, @unchecked Sendable {
