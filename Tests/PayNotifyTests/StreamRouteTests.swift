@@ -23,4 +23,15 @@ struct StreamRouteTests {
         let head = HTTPRequest(method: method, scheme: "http", authority: "localhost", path: path)
         #expect(StreamsController.isStreamRequest(head) == isStream)
     }
+
+    /// A live stream's text is written as one chunk of the response's chunked body: the length is
+    /// the text's bytes (not its characters) in hex.
+    @Test(arguments: [
+        ("data: {}\n\n", "a\r\ndata: {}\n\n\r\n"),
+        ("é", "2\r\né\r\n"),
+        (String(repeating: "x", count: 300), "12c\r\n" + String(repeating: "x", count: 300) + "\r\n"),
+    ])
+    func liveTextIsFramedAsAChunk(text: String, framed: String) {
+        #expect(String(buffer: LiveStreamConnection.chunk(text)) == framed)
+    }
 }

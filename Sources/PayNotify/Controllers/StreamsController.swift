@@ -221,7 +221,7 @@ struct StreamsController {
     /// response open meanwhile and ends it when the stream ends.
     ///
     /// Hummingbird's `consumeWithCancellationOnInboundClose` notices a departed client by reading
-    /// the request body in a task group; here ``StreamConnectionEvents`` closes the connection when
+    /// the request body in a task group; here ``LiveStreamConnection`` closes the connection when
     /// the client closes its side (the server allows half-closed connections, so NIO alone would
     /// keep it), and ends the stream when the connection closes (`onClientGone`). The same handler
     /// passes the server's graceful shutdown to the stream (`onShutdown`: a short `retry:`, then the end).
@@ -254,7 +254,7 @@ struct StreamsController {
             body: ResponseBody { writer in
                 // Both handlers leave when the stream ends: a keep-alive connection (nginx's to an
                 // upstream, say) may carry many streams one after another.
-                let events = StreamConnectionEvents(onShutdown: onShutdown, onClientGone: onClientGone)
+                let events = LiveStreamConnection(onShutdown: onShutdown, onClientGone: onClientGone)
                 let end = ResponseEnd()
                 try await channel.eventLoop.submit {
                     let pipeline = channel.pipeline.syncOperations
@@ -270,7 +270,7 @@ struct StreamsController {
                 }.get()
                 let removeEvents: @Sendable () -> Void = { channel.pipeline.removeHandler(events, promise: nil) }
                 let write: (String) async throws -> Void = { text in try await writer.write(ByteBuffer(string: text)) }
-                let sink = ChannelSink(channel: channel)
+                let sink = ChannelSink(channel: channel, connection: events)
                 if closesAfter {
                     let ended = AsyncSignal()
                     defer { removeEvents() }
@@ -342,20 +342,30 @@ extension HTTPFields {
 /// the kernel holds) refuses: that is the stream's bounded buffer.
 struct ChannelSink: StreamSink {
     let channel: any Channel
+    let connection: LiveStreamConnection
 
     func send(_ text: String) -> Bool {
         guard self.channel.isWritable else { return false }
-        self.channel.writeAndFlush(HTTPResponsePart.body(ByteBuffer(string: text)), promise: nil)
+        let chunk = LiveStreamConnection.chunk(text)
+        let connection = self.connection
+        if self.channel.eventLoop.inEventLoop {
+            connection.write(chunk)
+        } else {
+            self.channel.eventLoop.execute { connection.write(chunk) }
+        }
         return true
     }
 }
 
 /// Writes to many streams with one hop onto each event loop, instead of one per stream: a
-/// broadcast to 10,000 streams is then two tasks on two loops (and two wake-ups), not 10,000.
+/// broadcast to 10,000 streams is then two tasks on two loops (and two wake-ups), not 10,000, and
+/// its text is framed once and shared by every connection's write (NIO writes a buffer without
+/// copying it).
 struct ChannelBatchWriter: StreamBatchWriter {
     func send(_ writes: [(sink: any StreamSink, text: String)]) -> Set<Int> {
         var refused: Set<Int> = []
-        var byLoop: [ObjectIdentifier: (loop: any EventLoop, writes: [(any Channel, String)])] = [:]
+        var byLoop: [ObjectIdentifier: (loop: any EventLoop, writes: [(LiveStreamConnection, ByteBuffer)])] = [:]
+        var framed: (text: String, chunk: ByteBuffer)?
         for (index, write) in writes.enumerated() {
             guard let sink = write.sink as? ChannelSink else {
                 if !write.sink.send(write.text) { refused.insert(index) }
@@ -365,14 +375,14 @@ struct ChannelBatchWriter: StreamBatchWriter {
                 refused.insert(index)
                 continue
             }
+            // A broadcast is the same text throughout (the same storage: comparing is immediate).
+            if framed?.text != write.text { framed = (write.text, LiveStreamConnection.chunk(write.text)) }
             let loop = sink.channel.eventLoop
-            byLoop[ObjectIdentifier(loop), default: (loop, [])].writes.append((sink.channel, write.text))
+            byLoop[ObjectIdentifier(loop), default: (loop, [])].writes.append((sink.connection, framed!.chunk))
         }
-        for (loop, channelWrites) in byLoop.values {
+        for (loop, connectionWrites) in byLoop.values {
             loop.execute {
-                for (channel, text) in channelWrites {
-                    channel.writeAndFlush(HTTPResponsePart.body(ByteBuffer(string: text)), promise: nil)
-                }
+                for (connection, chunk) in connectionWrites { connection.write(chunk) }
             }
         }
         return refused
@@ -384,15 +394,52 @@ struct ChannelBatchWriter: StreamBatchWriter {
 /// leaves sends its FIN and nothing else, and the server keeps half-closed connections open), ends
 /// the stream when the connection closes (`onClientGone`), and passes the server's graceful
 /// shutdown (NIO's quiesce event, sent to every connection) to the stream (`onShutdown`).
-private final class StreamConnectionEvents: ChannelInboundHandler, RemovableChannelHandler, Sendable {
+///
+/// The live stream's text is written from here, past the HTTP/1.1 handlers, framed as a chunk of
+/// the response's chunked body (``chunk(_:)``): a stream's response is always chunked (HTTP/1.1,
+/// no length), its head and first chunks went through the HTTP handlers before, and its end
+/// (`ResponseEnd`) goes through them after, all in order on the connection's event loop. Through
+/// the handlers, each write cost a copy of the text, two boxed response parts, a chunk header of
+/// its own and five handlers; one broadcast to 10,000 streams took 130–175 ms of each event loop
+/// (BENCHMARKS.md, item 12).
+final class LiveStreamConnection: ChannelInboundHandler, RemovableChannelHandler, @unchecked Sendable {
     typealias InboundIn = NIOAny
 
     let onShutdown: @Sendable () -> Void
     let onClientGone: @Sendable () -> Void
+    /// Set while the handler is in the pipeline; touched only on the connection's event loop
+    /// (`@unchecked Sendable`).
+    private var context: ChannelHandlerContext?
 
     init(onShutdown: @escaping @Sendable () -> Void, onClientGone: @escaping @Sendable () -> Void) {
         self.onShutdown = onShutdown
         self.onClientGone = onClientGone
+    }
+
+    /// `text` as one chunk of a chunked body: its length in hex, CRLF, the text, CRLF.
+    static func chunk(_ text: String) -> ByteBuffer {
+        let length = text.utf8.count
+        var buffer = ByteBuffer()
+        buffer.reserveCapacity(length + 12)
+        buffer.writeString(String(length, radix: 16))
+        buffer.writeStaticString("\r\n")
+        buffer.writeString(text)
+        buffer.writeStaticString("\r\n")
+        return buffer
+    }
+
+    /// Writes a chunk (``chunk(_:)``) to the connection; on its event loop. Nothing once the
+    /// stream has ended and the handler left.
+    func write(_ chunk: ByteBuffer) {
+        self.context?.writeAndFlush(NIOAny(chunk), promise: nil)
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
     }
 
     func channelInactive(context: ChannelHandlerContext) {
