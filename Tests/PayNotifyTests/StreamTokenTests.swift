@@ -30,4 +30,21 @@ struct StreamTokenTests {
             #expect(!self.signer.isValid(candidate, orderID: "ord_a", now: self.now), "\(candidate)")
         }
     }
+
+    /// The signature's encoding: RFC 4648's test vectors, the URL-safe characters, and every length
+    /// against Foundation's base64 with the alphabet swapped and the padding dropped.
+    @Test func base64URLEncoding() {
+        let vectors = [
+            "": "", "f": "Zg", "fo": "Zm8", "foo": "Zm9v", "foob": "Zm9vYg", "fooba": "Zm9vYmE", "foobar": "Zm9vYmFy",
+        ]
+        for (text, encoded) in vectors { #expect(Array(text.utf8).base64URLEncoded == encoded) }
+        #expect([0xFB, 0xFF, 0xBF].base64URLEncoded == "-_-_")
+        var generator = SystemRandomNumberGenerator()
+        for length in 0..<70 {
+            let bytes = (0..<length).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            let oracle = Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-")
+                .replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+            #expect(bytes.base64URLEncoded == oracle, "\(bytes)")
+        }
+    }
 }

@@ -21,6 +21,7 @@ struct ServerSentEventEncoderTests {
     @Test(arguments: [
         ("a\nb", ["a", "b"]), ("a\rb", ["a", "b"]), ("a\r\nb", ["a", "b"]), ("a\n\nb", ["a", "", "b"]),
         ("a\r\n\r\nb\n", ["a", "", "b", ""]), ("", [""]), ("\n", ["", ""]), ("one line", ["one line"]),
+        ("a\r\r\nb", ["a", "", "b"]), ("é\r\n🙂\r", ["é", "🙂", ""]), ("a\n\u{301}b", ["a", "\u{301}b"]),
     ])
     func splitsDataOnEveryLineBreak(data: String, lines: [String]) {
         let encoded = ServerSentEventEncoder.encode(ServerSentEvent(data: data))
