@@ -234,6 +234,7 @@ let package = Package(
         .testTarget(
             name: "PayNotifyTests",
             dependencies: [
+                "LoadGenerator",
                 "PayNotify",
                 "PayNotifyClient",
                 "SSEGateway",

@@ -32,12 +32,19 @@ public struct StreamConnections: Sendable {
     public func open(path: String, headers: [(String, String)] = [], callbacks: StreamCallbacks) async throws
         -> any Channel
     {
+        try await self.connect(path: path, headers: headers, callbacks: callbacks).get()
+    }
+
+    /// ``open(path:headers:callbacks:)`` without a task: the connection, when it is made.
+    func connect(path: String, headers: [(String, String)] = [], callbacks: StreamCallbacks)
+        -> EventLoopFuture<any Channel>
+    {
         var head = HTTPRequestHead(version: .http1_1, method: .GET, uri: path)
         head.headers.add(name: "Host", value: "\(self.host):\(self.port)")
         head.headers.add(name: "Accept", value: "text/event-stream")
         for (name, value) in headers { head.headers.add(name: name, value: value) }
         let request = head
-        return try await ClientBootstrap(group: self.group)
+        return ClientBootstrap(group: self.group)
             .connectTimeout(.seconds(10))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -48,7 +55,6 @@ public struct StreamConnections: Sendable {
                 }
             }
             .connect(host: self.host, port: self.port)
-            .get()
     }
 }
 

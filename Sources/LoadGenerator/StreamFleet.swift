@@ -20,8 +20,8 @@ public final class StreamFleet: Sendable {
 
     fileprivate struct MemberState {
         var channel: (any Channel)?
-        /// Resumed when the stream is ready (or failed to be).
-        var waiter: CheckedContinuation<Bool, Never>?
+        /// Told once whether the stream became ready (or failed to).
+        var onReady: (@Sendable (Bool) -> Void)?
         var lastID: String?
         var received: [Int64] = []
     }
@@ -44,22 +44,41 @@ public final class StreamFleet: Sendable {
     /// Connects every member, `concurrency` at a time, each counted open once it is ready: on a
     /// first connection when its snapshot arrived, on a reconnection (with Last-Event-ID) when the
     /// server's `retry:` did. Returns how many opened and how long it took.
+    ///
+    /// Driven from the event loops, without a task per connection: each stream that is ready (or
+    /// failed) starts the next connection from its own callback. With a task per connection the
+    /// load generator spent more CPU than the server it measured while opening streams (it shares
+    /// the server's two cores), mostly in switching between its tasks and its event loops.
     public func connectAll(concurrency: Int) async -> (opened: Int, seconds: Double) {
-        let next = SharedCounter()
-        let opened = SharedCounter()
         let started = ContinuousClock.now
-        await withTaskGroup(of: Void.self) { group in
-            for _ in 0..<min(concurrency, self.members.count) {
-                group.addTask {
-                    while true {
-                        let index = next.increment()
-                        guard index < self.members.count else { return }
-                        if await self.connect(self.members[index]) { opened.increment() }
+        guard !self.members.isEmpty else { return (0, 0) }
+        let opened = await withCheckedContinuation { (continuation: CheckedContinuation<Int, Never>) in
+            let progress = Shared((next: 0, finished: 0, opened: 0))
+            @Sendable func startNext() {
+                let index = progress.withLock { state -> Int? in
+                    guard state.next < self.members.count else { return nil }
+                    defer { state.next += 1 }
+                    return state.next
+                }
+                guard let index else { return }
+                self.connect(self.members[index]) { ready in
+                    let done = progress.withLock { state -> Int? in
+                        state.finished += 1
+                        if ready { state.opened += 1 }
+                        return state.finished == self.members.count ? state.opened : nil
+                    }
+                    if let done {
+                        continuation.resume(returning: done)
+                    } else {
+                        // Queued, not called: a connection that fails at once (no file left)
+                        // reports inline, and thousands of them must not nest on one stack.
+                        self.target.group.any().execute { startNext() }
                     }
                 }
             }
+            for _ in 0..<min(concurrency, self.members.count) { startNext() }
         }
-        return (opened.value, (ContinuousClock.now - started) / .seconds(1))
+        return (opened, (ContinuousClock.now - started) / .seconds(1))
     }
 
     /// Hangs up every member's connection at once and waits until they are closed.
@@ -82,7 +101,8 @@ public final class StreamFleet: Sendable {
         }
     }
 
-    private func connect(_ member: Member) async -> Bool {
+    /// Connects one member; `onReady` is told once whether its stream became ready.
+    private func connect(_ member: Member, onReady: @escaping @Sendable (Bool) -> Void) {
         let lastID = member.state.withLock { $0.lastID }
         let reconnecting = lastID != nil
         var callbacks = StreamCallbacks()
@@ -112,28 +132,24 @@ public final class StreamFleet: Sendable {
         }
         callbacks.closed = { Self.resume(member, ready: false) }
         let prepared = callbacks
-        return await withCheckedContinuation { continuation in
-            member.state.withLock { $0.waiter = continuation }
-            Task {
-                do {
-                    let channel = try await self.target.streams.open(
-                        path: member.order.streamPath,
-                        headers: lastID.map { [("Last-Event-ID", $0)] } ?? [],
-                        callbacks: prepared
-                    )
-                    member.state.withLock { $0.channel = channel }
-                } catch {
-                    Self.resume(member, ready: false)
-                }
+        member.state.withLock { $0.onReady = onReady }
+        self.target.streams.connect(
+            path: member.order.streamPath,
+            headers: lastID.map { [("Last-Event-ID", $0)] } ?? [],
+            callbacks: prepared
+        ).whenComplete { result in
+            switch result {
+            case .success(let channel): member.state.withLock { $0.channel = channel }
+            case .failure: Self.resume(member, ready: false)
             }
         }
     }
 
     private static func resume(_ member: Member, ready: Bool) {
-        let waiter = member.state.withLock { state in
-            defer { state.waiter = nil }
-            return state.waiter
+        let onReady = member.state.withLock { state in
+            defer { state.onReady = nil }
+            return state.onReady
         }
-        waiter?.resume(returning: ready)
+        onReady?(ready)
     }
 }
