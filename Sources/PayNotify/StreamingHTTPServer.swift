@@ -141,9 +141,14 @@ struct StreamingHTTP1Channel: ServerChildChannel {
                 )
             )
             let handOver = channel.eventLoop.makePromise(of: NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>?.self)
-            try pipeline.addHandler(
-                RequestDispatcher(answerers: self.answerers, logger: logger, handOver: handOver)
-            )
+            do {
+                try pipeline.addHandler(
+                    RequestDispatcher(answerers: self.answerers, logger: logger, handOver: handOver)
+                )
+            } catch {
+                handOver.succeed(nil)  // (no promise is left unfulfilled)
+                throw error
+            }
             return StreamingConnection(channel: channel, hummingbird: handOver.futureResult)
         }
     }
