@@ -18,6 +18,7 @@ struct StreamRouteTests {
         ("/x/v1/orders/ord_a/events", .get, false),
         ("/healthz", .get, false),
         ("/v1/webhooks/sandbox", .post, false),
+        ("/v1/ops/events?next=/v1/orders/a", .get, true), ("/healthz?then=/v1/ops/events", .get, false),
     ])
     func streamRequests(path: String, method: HTTPRequest.Method, isStream: Bool) {
         let head = HTTPRequest(method: method, scheme: "http", authority: "localhost", path: path)

@@ -57,10 +57,11 @@ struct StreamsController {
     }
 
     /// Whether a request is for one of the stream routes (the server answers those apart, so that a
-    /// live stream holds no task: ``StreamingHTTP1Channel``).
+    /// live stream holds no task: ``StreamingHTTP1Channel``). Asked of every request the server
+    /// reads, webhooks included, so it cuts the query off the target instead of parsing a `URI`.
     static func isStreamRequest(_ head: HTTPRequest) -> Bool {
-        guard head.method == .get else { return false }
-        let path = URI(head.path ?? "").path
+        guard head.method == .get, let target = head.path else { return false }
+        let path = target.prefix { $0 != "?" }
         if path == "/orderpay" || path == "/v1/ops/events" { return true }
         let parts = path.split(separator: "/", omittingEmptySubsequences: false)
         return parts.count == 5 && parts[0].isEmpty && parts[1] == "v1" && parts[2] == "orders" && parts[4] == "events"
