@@ -19,11 +19,14 @@ public struct StreamCallbacks: Sendable {
 public struct StreamConnections: Sendable {
     public let host: String
     public let port: Int
+    /// Where to connect: `host:port`, resolved by the caller once for all connections.
+    public let address: SocketAddress
     let group: any EventLoopGroup
 
-    public init(host: String, port: Int, group: any EventLoopGroup) {
+    public init(host: String, port: Int, address: SocketAddress, group: any EventLoopGroup) {
         self.host = host
         self.port = port
+        self.address = address
         self.group = group
     }
 
@@ -54,7 +57,7 @@ public struct StreamConnections: Sendable {
                     )
                 }
             }
-            .connect(host: self.host, port: self.port)
+            .connect(to: self.address)
     }
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+public import NIOCore
 import NIOHTTP1
 public import NIOPosix
 public import PayNotifyClient
@@ -11,6 +12,10 @@ import Synchronization
 public struct Target: Sendable {
     public let host: String
     public let port: Int
+    /// `host:port`, resolved once: connecting by name would resolve it again for every connection
+    /// (NIO's resolver runs `getaddrinfo` off the event loop), which cost the load generator a
+    /// thread hop per stream it opened.
+    public let address: SocketAddress
     public let apiKey: String
     public let adminToken: String?
     /// The server's process, for its memory and CPU time (it must run on this machine).
@@ -26,9 +31,10 @@ public struct Target: Sendable {
         adminToken: String?,
         serverPID: Int32?,
         group: MultiThreadedEventLoopGroup
-    ) {
+    ) throws {
         self.host = host
         self.port = port
+        self.address = try SocketAddress.makeAddressResolvingHost(host, port: port)
         self.apiKey = apiKey
         self.adminToken = adminToken
         self.serverPID = serverPID
@@ -40,7 +46,9 @@ public struct Target: Sendable {
 
     public var client: LoopbackHTTPClient { LoopbackHTTPClient(host: self.host, port: self.port, group: self.group) }
 
-    public var streams: StreamConnections { StreamConnections(host: self.host, port: self.port, group: self.group) }
+    public var streams: StreamConnections {
+        StreamConnections(host: self.host, port: self.port, address: self.address, group: self.group)
+    }
 
     /// An order the load generator made, with what its checkout page would be given.
     public struct Order: Sendable, Hashable {

@@ -40,7 +40,7 @@ struct TargetOptions: ParsableArguments {
             throw ValidationError("--url must look like http://127.0.0.1:8080")
         }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: self.threads)
-        let target = Target(
+        let target = try Target(
             host: host,
             port: components.port ?? 80,
             apiKey: self.apiKey,

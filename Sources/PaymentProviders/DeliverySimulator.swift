@@ -77,18 +77,24 @@ public struct DeliverySimulator: Sendable {
         guard let secret = self.credentials.sandboxSecret else {
             throw SimulationError(description: "no sandbox secret configured")
         }
-        var payload: [String: Any] = [
-            "id": "evt_\(eventID)", "type": "payment.\(outcome.rawValue)", "order_id": orderID,
-        ]
-        if outcome == .succeeded {
-            payload["amount"] = paid.amount
-            payload["currency"] = paid.currency
+        let payload = SandboxAdapter.Payload(
+            id: "evt_\(eventID)",
+            type: "payment.\(outcome.rawValue)",
+            orderID: orderID,
+            amount: outcome == .succeeded ? paid.amount : nil,
+            currency: outcome == .succeeded ? paid.currency : nil,
+            progress: outcome == .progress ? progress.percent : nil,
+            stage: outcome == .progress ? progress.stage : nil,
+            message: nil
+        )
+        // A type, not a dictionary through JSONSerialization: bridging each value and sorting
+        // the keys was the load generator's largest cost per webhook (BENCHMARKS.md).
+        let body: [UInt8]
+        do {
+            body = Array(try Self.encoder.encode(payload))
+        } catch {
+            throw SimulationError(description: "could not encode the payload: \(error)")
         }
-        if outcome == .progress {
-            payload["progress"] = progress.percent
-            payload["stage"] = progress.stage
-        }
-        let body = try Self.json(payload)
         let timestamp = Int(now.timeIntervalSince1970)
         return WebhookRequest(
             headers: [
@@ -255,6 +261,12 @@ public struct DeliverySimulator: Sendable {
     }
 
     // MARK: Helpers
+
+    private static let encoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }()
 
     private static func json(_ object: [String: Any]) throws(SimulationError) -> [UInt8] {
         do {

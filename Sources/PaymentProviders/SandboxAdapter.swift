@@ -61,7 +61,8 @@ public struct SandboxAdapter: WebhookAdapter {
 
     public func failure(_ rejection: WebhookRejection?) -> WebhookReply { self.jsonFailure(rejection) }
 
-    private struct Payload: Decodable {
+    /// The body's fields; the ``DeliverySimulator`` encodes the same type.
+    struct Payload: Codable {
         let id: String
         let type: String
         let orderID: String?

@@ -20,7 +20,7 @@ struct LoadGeneratorFleetTests {
                 orders.append(Target.Order(id: order.id, token: order.token))
             }
             orders.append(Target.Order(id: orders[0].id, token: "v1.1.wrong"))
-            let target = Target(
+            let target = try Target(
                 host: "127.0.0.1",
                 port: client.port,
                 apiKey: TestConfiguration.apiKey,

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import PaymentProviders
 import Payments
@@ -99,5 +100,49 @@ struct DeliverySimulatorTests {
         body[body.count / 2] ^= 0x01
         let altered = WebhookRequest(headers: request.headers, body: body)
         #expect(throws: WebhookRejection.self) { try adapter(for: provider).verify(altered, now: now) }
+    }
+
+    /// The sandbox's body is compact JSON with sorted keys and only the fields its outcome has,
+    /// and its header is `t=<t>,v1=<lower-case hex HMAC-SHA256 over "<t>.<body>">`.
+    @Test func sandboxWireFormat() throws {
+        let now = Date(timeIntervalSince1970: 1_800_000_000)
+        let price = Money(amount: 1999, currency: "CNY")
+        let bodies: [(DeliverySimulator.Outcome, String)] = [
+            (
+                .progress,
+                #"{"id":"evt_e1","order_id":"ord_x/1","progress":40,"stage":"lg-7","type":"payment.progress"}"#
+            ),
+            (
+                .succeeded,
+                #"{"amount":1999,"currency":"CNY","id":"evt_e1","order_id":"ord_x/1","type":"payment.succeeded"}"#
+            ),
+            (.failed, #"{"id":"evt_e1","order_id":"ord_x/1","type":"payment.failed"}"#),
+        ]
+        for (outcome, body) in bodies {
+            let request = try simulator.delivery(
+                provider: .sandbox,
+                orderID: "ord_x/1",
+                outcome: outcome,
+                paid: price,
+                now: now,
+                eventID: "e1",
+                percent: 40,
+                stage: "lg-7"
+            )
+            #expect(String(decoding: request.body, as: UTF8.self) == body)
+            let code = HMAC<SHA256>.authenticationCode(
+                for: Array("1800000000.\(body)".utf8),
+                using: SymmetricKey(data: Array("sandbox-secret".utf8))
+            )
+            let hex = code.map { String(format: "%02x", $0) }.joined()
+            #expect(request.header("Sandbox-Signature") == "t=1800000000,v1=\(hex)")
+        }
+    }
+
+    /// The hex encoder against Foundation's formatting, for every byte value.
+    @Test func hexEncoding() {
+        let bytes = (0...255).map(UInt8.init)
+        #expect(hexString(bytes) == bytes.map { String(format: "%02x", $0) }.joined())
+        #expect(hexString([]) == "")
     }
 }

@@ -3,6 +3,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import OrderStore
+import PaymentProviders
 import Payments
 
 /// The merchant API (server to server, API key): create and read orders, push events onto an
@@ -90,9 +91,7 @@ struct OrdersController {
             description: new.description,
             metadata: body.metadata ?? .object([:])
         )
-        let hash = SHA256.hash(data: Array((JSONBody.text(of: canonical) ?? "").utf8)).map {
-            String(format: "%02x", $0)
-        }.joined()
+        let hash = hexString(SHA256.hash(data: Array((JSONBody.text(of: canonical) ?? "").utf8)))
         let outcome = try await self.store.create(new, idempotencyKey: idempotencyKey, requestHash: hash)
         switch outcome {
         case .created(let order):
