@@ -21,12 +21,28 @@ public struct StreamConnections: Sendable {
     public let port: Int
     /// Where to connect: `host:port`, resolved by the caller once for all connections.
     public let address: SocketAddress
+    /// Local addresses the connections are made from, in turn; empty for the system's choice.
+    let sources: [SocketAddress]
+    let nextSource: SharedCounter
     let group: any EventLoopGroup
 
     public init(host: String, port: Int, address: SocketAddress, group: any EventLoopGroup) {
+        self.init(host: host, port: port, address: address, sources: [], nextSource: SharedCounter(), group: group)
+    }
+
+    init(
+        host: String,
+        port: Int,
+        address: SocketAddress,
+        sources: [SocketAddress],
+        nextSource: SharedCounter,
+        group: any EventLoopGroup
+    ) {
         self.host = host
         self.port = port
         self.address = address
+        self.sources = sources
+        self.nextSource = nextSource
         self.group = group
     }
 
@@ -47,7 +63,18 @@ public struct StreamConnections: Sendable {
         head.headers.add(name: "Accept", value: "text/event-stream")
         for (name, value) in headers { head.headers.add(name: name, value: value) }
         let request = head
-        return ClientBootstrap(group: self.group)
+        var bootstrap = ClientBootstrap(group: self.group)
+        if !self.sources.isEmpty {
+            // The port is still chosen at connect time, for the whole address pair
+            // (IP_BIND_ADDRESS_NO_PORT), not reserved by the bind.
+            bootstrap = bootstrap.channelOption(
+                ChannelOptions.Types.SocketOption(level: .ip, name: .init(rawValue: 24)),
+                value: 1
+            )
+            .bind(to: self.sources[self.nextSource.increment() % self.sources.count])
+        }
+        return
+            bootstrap
             .connectTimeout(.seconds(10))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
