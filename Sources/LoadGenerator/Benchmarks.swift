@@ -249,6 +249,9 @@ public enum Benchmarks {
         report.add("connected", .integer(connected))
         report.add("received", .integer(count.value))
         report.add("forged_answer_status", .integer(forged.status))
+        // The first stream's time is the way through the service (the refused webhook, the alert's
+        // commit, its NOTIFY, the read, the broadcast's first write); the rest is the writes' spread.
+        report.add("first_ms", .number(summary.min))
         report.add("last_ms", .number(summary.max))
         report.add("p50_ms", .number(summary.p50))
         report.add("p99_ms", .number(summary.p99))

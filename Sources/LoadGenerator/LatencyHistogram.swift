@@ -27,13 +27,15 @@ public final class LatencyHistogram: Sendable {
 /// Percentiles of a latency distribution, in milliseconds.
 public struct LatencySummary: Sendable, Hashable, Codable {
     public let count: UInt64
+    public let min: Double
     public let p50: Double
     public let p99: Double
     public let p999: Double
     public let max: Double
 
-    public init(count: UInt64, p50: Double, p99: Double, p999: Double, max: Double) {
+    public init(count: UInt64, min: Double, p50: Double, p99: Double, p999: Double, max: Double) {
         self.count = count
+        self.min = min
         self.p50 = p50
         self.p99 = p99
         self.p999 = p999
@@ -45,6 +47,7 @@ public struct LatencySummary: Sendable, Hashable, Codable {
         let empty = histogram.totalCount == 0
         self.init(
             count: histogram.totalCount,
+            min: empty ? 0 : milliseconds(histogram.min),
             p50: empty ? 0 : milliseconds(histogram.valueAtPercentile(50)),
             p99: empty ? 0 : milliseconds(histogram.valueAtPercentile(99)),
             p999: empty ? 0 : milliseconds(histogram.valueAtPercentile(99.9)),

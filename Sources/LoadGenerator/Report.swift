@@ -37,7 +37,8 @@ public struct Report: Sendable {
             switch value {
             case .latency(let summary):
                 for (label, milliseconds) in [
-                    ("p50", summary.p50), ("p99", summary.p99), ("p99.9", summary.p999), ("max", summary.max),
+                    ("min", summary.min), ("p50", summary.p50), ("p99", summary.p99), ("p99.9", summary.p999),
+                    ("max", summary.max),
                 ] {
                     rows.append(("\(name) \(label)", Self.format(milliseconds) + " ms"))
                 }
@@ -57,7 +58,7 @@ public struct Report: Sendable {
         case .number(let value): value.isFinite ? Self.format(value) : "null"
         case .text(let value): Self.quoted(value)
         case .latency(let summary):
-            #"{"count":\#(summary.count),"p50":\#(Self.format(summary.p50)),"p99":\#(Self.format(summary.p99)),"p999":\#(Self.format(summary.p999)),"max":\#(Self.format(summary.max))}"#
+            #"{"count":\#(summary.count),"min":\#(Self.format(summary.min)),"p50":\#(Self.format(summary.p50)),"p99":\#(Self.format(summary.p99)),"p999":\#(Self.format(summary.p999)),"max":\#(Self.format(summary.max))}"#
         }
     }
 

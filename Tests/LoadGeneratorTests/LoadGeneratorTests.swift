@@ -16,7 +16,8 @@ struct LoadGeneratorTests {
         #expect(abs(summary.p99 - 990) <= 1)
         #expect(abs(summary.p999 - 999) <= 1)
         #expect(abs(summary.max - 1000) <= 1)
-        #expect(LatencyHistogram().summary == LatencySummary(count: 0, p50: 0, p99: 0, p999: 0, max: 0))
+        #expect(summary.min == 0)
+        #expect(LatencyHistogram().summary == LatencySummary(count: 0, min: 0, p50: 0, p99: 0, p999: 0, max: 0))
     }
 
     /// RSS and CPU ticks are read from /proc text, including a command name holding ") (".
@@ -37,15 +38,17 @@ struct LoadGeneratorTests {
         report.add("sent", .integer(7500))
         report.add("rate", .number(499.9876))
         report.add("note", .text(#"a "quoted" / text"#))
-        report.add("latency_ms", .latency(LatencySummary(count: 3, p50: 1.5, p99: 2.25, p999: 3, max: 4.0)))
+        report.add("latency_ms", .latency(LatencySummary(count: 3, min: 1, p50: 1.5, p99: 2.25, p999: 3, max: 4.0)))
         let line = report.jsonLine
         #expect(line.hasPrefix(#"{"benchmark":"deliver","sent":7500,"rate":499.988,"#))
         let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
         #expect(object["note"] as? String == #"a "quoted" / text"#)
         #expect((object["latency_ms"] as? [String: Any])?["p99"] as? Double == 2.25)
+        #expect((object["latency_ms"] as? [String: Any])?["min"] as? Double == 1)
         let table = report.table.split(separator: "\n")
         #expect(table.first == "deliver")
         #expect(table.contains("latency_ms p99    2.25 ms"))
+        #expect(table.contains("latency_ms min    1 ms"))
         #expect(table.contains("sent              7500"))
         #expect(Report.format(0.0004) == "0" && Report.format(12.5) == "12.5" && Report.format(40) == "40")
     }
