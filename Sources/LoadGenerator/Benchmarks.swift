@@ -14,8 +14,10 @@ public enum Benchmarks {
         // Settle, so the memory the order creations touched is counted before, not per stream.
         try await Task.sleep(for: .seconds(2))
         let before = try target.sample()
+        let overflowsBefore = ListenOverflows.read()
         let fleet = StreamFleet(target: target, orders: orders)
         let (opened, seconds) = await fleet.connectAll(concurrency: concurrency)
+        let overflows = ListenOverflows.read().flatMap { after in overflowsBefore.map { after - $0 } }
         try await Task.sleep(for: .seconds(2))
         let after = try target.sample()
         await fleet.disconnectAll()
@@ -26,6 +28,7 @@ public enum Benchmarks {
         report.add("failures", .integer(count - opened))
         report.add("open_seconds", .number(seconds))
         report.add("open_rate_per_s", .number(Double(opened) / max(seconds, 1e-9)))
+        if let overflows { report.add("listen_overflows", .integer(overflows)) }
         if let before, let after {
             report.add("rss_before_kb", .integer(before.residentKilobytes))
             report.add("rss_after_kb", .integer(after.residentKilobytes))
@@ -296,7 +299,9 @@ public enum Benchmarks {
         }
         try await Task.sleep(for: .seconds(2))
         await fleet.disconnectAll()
+        let overflowsBefore = ListenOverflows.read()
         let (reopened, seconds) = await fleet.connectAll(concurrency: streams)
+        let overflows = ListenOverflows.read().flatMap { after in overflowsBefore.map { after - $0 } }
         try await Task.sleep(for: .seconds(2))
         stop.withLock { $0 = true }
         try await flow.value
@@ -316,6 +321,7 @@ public enum Benchmarks {
         report.add("rate_per_s", .integer(rate))
         report.add("reconnected", .integer(reopened))
         report.add("all_live_after_ms", .number(seconds * 1000))
+        if let overflows { report.add("listen_overflows", .integer(overflows)) }
         report.add("events_sent", .integer(expected.values.reduce(0, +)))
         report.add("lost", .integer(lost))
         report.add("duplicates", .integer(fleet.duplicates))

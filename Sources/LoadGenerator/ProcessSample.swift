@@ -35,6 +35,27 @@ public struct ProcessSample: Sendable, Hashable {
     }
 }
 
+/// The kernel's count of connections dropped because a listening socket's accept queue was
+/// full (`TcpExt: ListenOverflows` in `/proc/net/netstat`, for the whole machine): a client whose
+/// handshake was dropped retries its SYN after a second, then three, which is what a
+/// reconnection storm waits for when the server's backlog is too short.
+public enum ListenOverflows {
+    /// The count now; `nil` where `/proc/net/netstat` cannot be read.
+    public static func read() -> Int? {
+        (try? String(contentsOfFile: "/proc/net/netstat", encoding: .utf8)).flatMap(Self.count(netstat:))
+    }
+
+    /// The `ListenOverflows` value from the file's two `TcpExt:` lines (names, then values).
+    static func count(netstat: String) -> Int? {
+        let lines = netstat.split(separator: "\n").filter { $0.hasPrefix("TcpExt:") }
+        guard lines.count >= 2 else { return nil }
+        let names = lines[0].split(separator: " ", omittingEmptySubsequences: true)
+        let values = lines[1].split(separator: " ", omittingEmptySubsequences: true)
+        guard names.count == values.count, let index = names.firstIndex(of: "ListenOverflows") else { return nil }
+        return Int(values[index])
+    }
+}
+
 /// A load run that could not be set up or measured.
 public struct LoadError: Error, CustomStringConvertible {
     public let description: String

@@ -150,7 +150,8 @@ public func buildApplication(
         ),
         configuration: .init(
             address: .hostname(configuration.host, port: configuration.port),
-            serverName: serverName
+            serverName: serverName,
+            backlog: listenBacklog
         ),
         logger: logger
     )
@@ -188,6 +189,14 @@ public func buildApplication(
     )
     return app
 }
+
+/// The listening socket's queue of connections not yet accepted: as long as the kernel allows
+/// (Linux caps it at `net.core.somaxconn`, 4096 by default). When every checkout page reconnects
+/// at once (an nginx reload, a network blip, a restarted instance) the handshakes arrive faster
+/// than the event loops accept them; with Hummingbird's default of 256 the kernel dropped
+/// thousands of them, and each dropped client waited a second or three to retry its SYN
+/// (BENCHMARKS.md, reconnect).
+let listenBacklog = 65_535
 
 /// One adapter per provider that has its secrets or keys configured (``AppConfiguration`` has
 /// checked that the keys load).

@@ -28,6 +28,15 @@ struct LoadGeneratorTests {
         let stat = "4242 (pay notify) (x)) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 75 0 0 20 0 9 0 1234 5678"
         #expect(ProcessSample.cpuTicks(stat: stat) == 325)
         #expect(ProcessSample.cpuTicks(stat: "garbage") == nil)
+        let netstat = """
+            TcpExt: SyncookiesSent ListenOverflows ListenDrops
+            TcpExt: 92426 609947 609950
+            IpExt: InNoRoutes
+            IpExt: 0
+            """
+        #expect(ListenOverflows.count(netstat: netstat) == 609947)
+        #expect(ListenOverflows.count(netstat: "TcpExt: ListenOverflows\n") == nil)
+        #expect(ListenOverflows.read() != nil)
         let own = try ProcessSample.read(pid: getpid())
         #expect(own.residentKilobytes > 0 && own.cpuSeconds >= 0)
     }
