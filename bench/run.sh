@@ -8,7 +8,8 @@
 #      scripts/pg-cluster.sh's default mode (durable: fsync and synchronous_commit on, not "test");
 #   3. applies the migrations and seeds BENCH_PGBENCH_ORDERS orders for pgbench (bench/seed.sql);
 #   4. starts `paynotify serve` on a free 127.0.0.1 port and runs paynotify-loadgen's benchmarks,
-#      each followed by pgbench at the same concurrency (and, for `deliver`, the same rate);
+#      each followed by pgbench at the same concurrency (and, for `deliver`, the same rate), and the
+#      fan-out by its floor (bench/fanout-floor.c: the same writes and reads with only the kernel);
 #   5. prints the pgbench figures and a summary table against the targets below, PASS or MISS.
 #
 # Everything lands in .build-bench/ (git-ignored by `.build-*`):
@@ -307,6 +308,29 @@ loadgen() {
     fi
 }
 
+# fanout_floor RUN: bench/fanout-floor.c, the fan-out with nothing but the kernel in the way (one
+# write to each of BENCH_FANOUT loopback connections, read by another process), compiled with the
+# machine's C compiler or the Swift toolchain's clang; the fan-out's own ceiling, as pgbench is the
+# webhooks'.
+fanout_floor() {
+    local run=$1 compiler status=0
+    rm -f "$OUT/$run.out"
+    compiler=$(command -v cc || command -v clang || true)
+    if [ -z "$compiler" ]; then
+        warn "no C compiler (cc or clang): the fan-out floor is not measured"
+        return 0
+    fi
+    bounded 120 "$compiler" -O2 -pthread -o "$OUT/fanout-floor" bench/fanout-floor.c || status=$?
+    say "floor: $run (fanout-floor $BENCH_FANOUT)"
+    [ "$status" -eq 0 ] && { bounded -o "$OUT/$run.out" -e "$OUT/$run.err" 90 "$OUT/fanout-floor" "$BENCH_FANOUT" ||
+        status=$?; }
+    touch "$OUT/$run.out"
+    if ! record_loadgen "$run" "$status" "$OUT/$run.out" fanout_floor "$BENCH_FANOUT" || [ "$status" -ne 0 ]; then
+        warn "$run failed (exit status $status)"
+        FAILED+=("$run")
+    fi
+}
+
 # pgbench_run RUN SCRIPT CLIENTS [RATE]: pgbench with the service's transaction, its per-transaction
 # log turned into percentiles; appends a {"benchmark": "pgbench", …} line to results.jsonl.
 pgbench_run() {
@@ -486,6 +510,7 @@ else
     loadgen streams 240 streams --count "$BENCH_STREAMS"
     restart_server
     loadgen fanout 180 fanout --streams "$BENCH_FANOUT"
+    fanout_floor fanout_floor
     restart_server
     loadgen reconnect 180 reconnect --streams "$BENCH_RECONNECT" --rate "$BENCH_RECONNECT_RATE"
     stop_server
@@ -612,10 +637,12 @@ if not only_pgbench:
     })
     svc = ok("fanout")
     s, n, received = get(svc, "last_ms"), get(svc, "streams"), get(svc, "received")
+    p = get(ok("fanout_floor"), "last_ms")
     rows.append({
-        "benchmark": "fanout: last ops stream (ms)", "service": s, "pgbench": None, "ratio": None,
+        "benchmark": "fanout: last ops stream (ms)", "service": s, "pgbench": p,
+        "ratio": s / p if s is not None and p else None,
         "service_text": "n/a" if svc is None else num(s, " ms", 1) + f" ({num(received, digits=0)}/{num(n, digits=0)})",
-        "pgbench_text": "-",
+        "pgbench_text": "-" if p is None else num(p, " ms", 1) + " floor",
         "target": f"{targets['fanout_streams_min']:,} streams, < {targets['fanout_last_ms_max']} ms",
         "result": row_pass(None if None in (s, n, received) else
                            n >= targets["fanout_streams_min"] and received >= n and s < targets["fanout_last_ms_max"]),
