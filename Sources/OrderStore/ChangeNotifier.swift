@@ -14,6 +14,14 @@ import Synchronization
 /// the previous NOTIFY was on its way. The payload names orders only (``Announcement``): the log
 /// is the truth, and the relays read it.
 ///
+/// After each NOTIFY the notifier waits ``minimumInterval`` before the next, so what is announced
+/// meanwhile shares it: every NOTIFY wakes every instance's listener and relay, and an uncoalesced
+/// stream of them (about 850 a second for 1,650 webhooks a second at 8 concurrent, two orders
+/// each) cost the server and PostgreSQL 8–10% of their CPU per webhook (BENCHMARKS.md, item 18).
+/// An announcement after a quiet spell goes out at once; this instance's own streams never wait
+/// for it (the committed events are handed to its hub directly); other instances' streams get
+/// an event up to that much later.
+///
 /// A notification can still be lost (this process dies between the commit and the NOTIFY, or the
 /// database is unreachable for longer than the retries): every relay re-reads the log of the
 /// orders it watches every few seconds, so such an event is late, never lost.
@@ -24,15 +32,21 @@ public final class ChangeNotifier: Service, Sendable {
     }
 
     private let pool: ConnectionPool
+    /// The least time between two NOTIFYs.
+    public let minimumInterval: Duration
     private let logger: Logger
     private let state = Mutex(State())
     private let doorbell: AsyncStream<Void>
     private let ring: AsyncStream<Void>.Continuation
 
-    /// - Parameter pool: the connection(s) NOTIFY goes out on; a pool of its own, so that a busy
-    ///   main pool cannot hold notifications back.
-    public init(pool: ConnectionPool, logger: Logger) {
+    /// - Parameters:
+    ///   - pool: the connection(s) NOTIFY goes out on; a pool of its own, so that a busy main pool
+    ///     cannot hold notifications back.
+    ///   - minimumInterval: the least time between two NOTIFYs; what is announced meanwhile waits
+    ///     for the next one.
+    public init(pool: ConnectionPool, minimumInterval: Duration = .milliseconds(2), logger: Logger) {
         self.pool = pool
+        self.minimumInterval = minimumInterval
         self.logger = logger
         (self.doorbell, self.ring) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
@@ -49,6 +63,8 @@ public final class ChangeNotifier: Service, Sendable {
         await withGracefulShutdownHandler {
             for await _ in self.doorbell {
                 await self.sendPending(retrying: true)
+                // Cancelled at shutdown's end only; what is pending then is sent below.
+                try? await Task.sleep(for: self.minimumInterval)
             }
         } onGracefulShutdown: {
             self.ring.finish()

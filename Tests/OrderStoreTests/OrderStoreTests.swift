@@ -90,6 +90,15 @@ private final class Flag: Sendable {
     var isRaised: Bool { self.raised.load(ordering: .acquiring) }
 }
 
+/// The orders each NOTIFY named, in arrival order.
+private final class Announced: Sendable {
+    private let payloads = Mutex<[[String]]>([])
+
+    func record(_ orders: [String]) { self.payloads.withLock { $0.append(orders) } }
+
+    var all: [[String]] { self.payloads.withLock { $0 } }
+}
+
 private func count(_ database: TestDatabase, _ sql: String, _ parameters: [String] = []) async throws -> Int {
     try await database.withConnection { try $0.query(sql, parameters).first!.decode(Int.self, at: 0) }
 }
@@ -408,6 +417,48 @@ struct OrderStoreTests {
             #expect(try await store.record(delivery("evt_p", order: order.id, .processing)) == .applied)
             let heldID = try await held
             #expect(handed.all.last?.predecessor == heldID)
+        }
+    }
+
+    /// Orders announced within the notifier's interval after a NOTIFY go out together in the next
+    /// one: every NOTIFY wakes every instance's listener and relay, so their rate is bounded
+    /// whatever the webhooks' (BENCHMARKS.md, item 18).
+    @Test func announcementsWithinTheIntervalShareOneNotify() async throws {
+        let database = try await TestDatabase.create(migrated: true)
+        let logger = Logger(label: "test")
+        let pool = ConnectionPool(
+            configuration: .init(connection: database.configuration, maximumConnections: 1),
+            logger: logger
+        )
+        let listener = NotificationListener(
+            configuration: .init(connection: database.configuration, channels: [OrderStore.notificationChannel]),
+            logger: logger
+        )
+        let announced = Announced()
+        let listening = Flag()
+        let notifier = ChangeNotifier(pool: pool, minimumInterval: .seconds(1), logger: logger)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await pool.run() }
+            group.addTask { try await listener.run() }
+            group.addTask { try await notifier.run() }
+            group.addTask {
+                for await event in listener.events {
+                    switch event {
+                    case .gap: listening.raise()
+                    case .notification(let notification):
+                        announced.record(Announcement(payload: notification.payload)?.orderIDs ?? [])
+                    }
+                }
+            }
+            defer { group.cancelAll() }
+            try await eventually("listening") { listening.isRaised }
+            notifier.announce(["ord_a"])
+            try await eventually("the first NOTIFY") { announced.all == [["ord_a"]] }
+            notifier.announce(["ord_b"])
+            try await Task.sleep(for: .milliseconds(100))
+            notifier.announce(["ord_c"])
+            try await eventually("the second NOTIFY") { announced.all.count == 2 }
+            #expect(announced.all == [["ord_a"], ["ord_b", "ord_c"]])
         }
     }
 }
