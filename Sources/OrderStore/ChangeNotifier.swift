@@ -57,8 +57,8 @@ public final class ChangeNotifier: Service, Sendable {
         self.ring.yield()
     }
 
-    /// Sends what is queued as soon as the previous NOTIFY returned, until graceful shutdown; then
-    /// sends what is left once more and returns.
+    /// Sends what is queued once the previous NOTIFY returned and ``minimumInterval`` passed, until
+    /// graceful shutdown; then sends what is left once more and returns.
     public func run() async throws {
         await withGracefulShutdownHandler {
             for await _ in self.doorbell {

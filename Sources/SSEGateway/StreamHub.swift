@@ -428,18 +428,36 @@ public final class StreamHub: Sendable {
     /// For each of `orderIDs` with live streams, the lowest last id written among them: an event
     /// above it is one some stream of the order has not had. (Streams still replaying read the log
     /// themselves.) What the relay's recovery compares the log with.
+    ///
+    /// The lock is taken for ``positionsPerLock`` orders at a time: the relay asks for thousands
+    /// every few seconds, and deliveries write under the same lock (BENCHMARKS.md, item 19). A
+    /// stream's last id only grows, so positions read a little apart are still each a true lower
+    /// bound.
     public func positions(for orderIDs: some Sequence<String>) -> [String: Int64] {
-        self.state.withLock { state in
-            var positions: [String: Int64] = [:]
-            for orderID in orderIDs {
-                for id in state.byOrder[orderID] ?? [] {
-                    guard case .live(_, let lastSent, _) = state.streams[id]?.phase else { continue }
-                    positions[orderID] = min(positions[orderID] ?? .max, lastSent)
+        var positions: [String: Int64] = [:]
+        var batch: [String] = []
+        batch.reserveCapacity(Self.positionsPerLock)
+        func look() {
+            self.state.withLock { state in
+                for orderID in batch {
+                    for id in state.byOrder[orderID] ?? [] {
+                        guard case .live(_, let lastSent, _) = state.streams[id]?.phase else { continue }
+                        positions[orderID] = min(positions[orderID] ?? .max, lastSent)
+                    }
                 }
             }
-            return positions
+            batch.removeAll(keepingCapacity: true)
         }
+        for orderID in orderIDs {
+            batch.append(orderID)
+            if batch.count == Self.positionsPerLock { look() }
+        }
+        look()
+        return positions
     }
+
+    /// Orders ``positions(for:)`` looks up per hold of the lock.
+    static let positionsPerLock = 256
 
     /// Every order with open streams, and the newest id delivered to it: what the relay re-reads
     /// after a listener gap and periodically.

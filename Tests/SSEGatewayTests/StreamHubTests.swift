@@ -200,6 +200,27 @@ struct StreamHubTests {
         #expect(hub.positions(for: ["a"]) == ["a": 13])
     }
 
+    /// Positions for more orders than one hold of the lock covers: every live order is found,
+    /// across the batches, and orders without live streams are left out.
+    @Test func positionsOfManyOrders() throws {
+        let hub = StreamHub(bufferSize: 10, limits: StreamLimits(total: 2_000, perAddress: 2_000, perOrder: 2))
+        let orders = (0..<805).map { "ord_\($0)" }  // more than three holds of the lock (256 each)
+        var subscriptions: [StreamHub.Subscription] = []
+        for (index, order) in orders.enumerated() where index % 2 == 0 {
+            let subscription = try hub.subscribe(orderID: order, clientAddress: "1", onOverflow: {})
+            _ = hub.goLive(subscription, cursor: Int64(index), sink: RecordingSink(), onEnd: { _ in })
+            subscriptions.append(subscription)
+        }
+        defer { withExtendedLifetime(subscriptions) {} }
+        let expected = Dictionary(
+            uniqueKeysWithValues: orders.enumerated().filter { $0.offset % 2 == 0 }.map {
+                ($0.element, Int64($0.offset))
+            }
+        )
+        #expect(hub.positions(for: orders + ["ord_missing"]) == expected)
+        #expect(hub.positions(for: []) == [:])
+    }
+
     /// Each limit refuses with its own reason, and a stream that ends frees its place.
     @Test func limitsRefuseAndFree() throws {
         let hub = StreamHub(bufferSize: 10, limits: StreamLimits(total: 3, perAddress: 2, perOrder: 1))
