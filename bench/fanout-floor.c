@@ -33,7 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
-enum { MESSAGE_BYTES = 160, SOURCES = 16, IP_BIND_ADDRESS_NO_PORT_OPTION = 24 };
+enum { MESSAGE_BYTES = 160, SOURCES = 16 };
 
 static int count;
 static int *sockets;
@@ -113,7 +113,7 @@ int main(int argc, char **argv) {
         for (int index = 0; index < count; index++) {
             int fd = socket(AF_INET, SOCK_STREAM, 0);
             if (fd < 0) fail("socket");
-            setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT_OPTION, &one, sizeof one);
+            setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
             struct sockaddr_in source = {.sin_family = AF_INET};
             source.sin_addr.s_addr = htonl(0x7f000001 + index % SOURCES);
             if (bind(fd, (struct sockaddr *)&source, sizeof source) != 0) fail("bind source");

@@ -28,7 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
-enum { SOURCES = 16, IP_BIND_ADDRESS_NO_PORT_OPTION = 24, MAXIMUM_DESCRIPTOR = 1 << 16 };
+enum { SOURCES = 16, MAXIMUM_DESCRIPTOR = 1 << 16 };
 enum Stage { CONNECTING = 0, READY = 1, ALERTED = 2 };
 
 static int count;
@@ -105,7 +105,7 @@ int main(int argc, char **argv) {
     for (int index = 0; index < count; index++) {
         int fd = socket(AF_INET, SOCK_STREAM, 0);
         if (fd < 0 || fd >= MAXIMUM_DESCRIPTOR) fail("socket");
-        setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT_OPTION, &one, sizeof one);
+        setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
         struct sockaddr_in source = {.sin_family = AF_INET};
         source.sin_addr.s_addr = htonl(0x7f000001 + index % SOURCES);
         if (bind(fd, (struct sockaddr *)&source, sizeof source) != 0) fail("bind source");

@@ -1,3 +1,4 @@
+import Glibc
 public import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -68,7 +69,7 @@ public struct StreamConnections: Sendable {
             // The port is still chosen at connect time, for the whole address pair
             // (IP_BIND_ADDRESS_NO_PORT), not reserved by the bind.
             bootstrap = bootstrap.channelOption(
-                ChannelOptions.Types.SocketOption(level: .ip, name: .init(rawValue: 24)),
+                ChannelOptions.Types.SocketOption(level: .ip, name: .init(rawValue: IP_BIND_ADDRESS_NO_PORT)),
                 value: 1
             )
             .bind(to: self.sources[self.nextSource.increment() % self.sources.count])
