@@ -33,7 +33,9 @@
 #include <time.h>
 #include <unistd.h>
 
-enum { MESSAGE_BYTES = 160, SOURCES = 16 };
+#include "loopback.h"
+
+enum { MESSAGE_BYTES = 160 };
 
 static int count;
 static int *sockets;
@@ -41,17 +43,6 @@ static char message[MESSAGE_BYTES];
 static int pollers[2];
 static atomic_int completed;
 static double lastRead;
-
-static double now(void) {
-    struct timespec time;
-    clock_gettime(CLOCK_MONOTONIC, &time);
-    return time.tv_sec + time.tv_nsec / 1e9;
-}
-
-static void fail(const char *what) {
-    fprintf(stderr, "fanout-floor: %s: %s\n", what, strerror(errno));
-    exit(1);
-}
 
 /* Writes to every other connection, starting at `first`. */
 static void *writer(void *first) {
@@ -111,13 +102,7 @@ int main(int argc, char **argv) {
         pollers[0] = epoll_create1(0);
         pollers[1] = epoll_create1(0);
         for (int index = 0; index < count; index++) {
-            int fd = socket(AF_INET, SOCK_STREAM, 0);
-            if (fd < 0) fail("socket");
-            setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
-            struct sockaddr_in source = {.sin_family = AF_INET};
-            source.sin_addr.s_addr = htonl(0x7f000001 + index % SOURCES);
-            if (bind(fd, (struct sockaddr *)&source, sizeof source) != 0) fail("bind source");
-            if (connect(fd, (struct sockaddr *)&address, sizeof address) != 0) fail("connect");
+            int fd = connectFromLoopback(index, &address);
             struct epoll_event event = {.events = EPOLLIN, .data.fd = fd};
             if (epoll_ctl(pollers[index % 2], EPOLL_CTL_ADD, fd, &event) != 0) fail("epoll_ctl");
         }

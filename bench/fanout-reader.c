@@ -28,7 +28,9 @@
 #include <time.h>
 #include <unistd.h>
 
-enum { SOURCES = 16, MAXIMUM_DESCRIPTOR = 1 << 16 };
+#include "loopback.h"
+
+enum { MAXIMUM_DESCRIPTOR = 1 << 16 };
 enum Stage { CONNECTING = 0, READY = 1, ALERTED = 2 };
 
 static int count;
@@ -38,17 +40,6 @@ static atomic_int ready, alerted;
 static atomic_bool armed;
 static _Atomic double statsSeen;
 static double firstAlert, lastAlert;
-
-static double now(void) {
-    struct timespec time;
-    clock_gettime(CLOCK_MONOTONIC, &time);
-    return time.tv_sec + time.tv_nsec / 1e9;
-}
-
-static void fail(const char *what) {
-    fprintf(stderr, "fanout-reader: %s: %s\n", what, strerror(errno));
-    exit(1);
-}
 
 /* Reads its half of the streams: `retry:` makes one ready, the alert's kind marks it alerted. */
 static void *reader(void *which) {
@@ -89,7 +80,6 @@ int main(int argc, char **argv) {
         return 2;
     }
     alarm(60);
-    int one = 1;
     struct sockaddr_in server = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     inet_pton(AF_INET, "127.0.0.1", &server.sin_addr);
     char request[512];
@@ -103,13 +93,11 @@ int main(int argc, char **argv) {
     for (long which = 0; which < 2; which++) pthread_create(&threads[which], NULL, reader, (void *)which);
 
     for (int index = 0; index < count; index++) {
-        int fd = socket(AF_INET, SOCK_STREAM, 0);
-        if (fd < 0 || fd >= MAXIMUM_DESCRIPTOR) fail("socket");
-        setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
-        struct sockaddr_in source = {.sin_family = AF_INET};
-        source.sin_addr.s_addr = htonl(0x7f000001 + index % SOURCES);
-        if (bind(fd, (struct sockaddr *)&source, sizeof source) != 0) fail("bind source");
-        if (connect(fd, (struct sockaddr *)&server, sizeof server) != 0) fail("connect");
+        int fd = connectFromLoopback(index, &server);
+        if (fd >= MAXIMUM_DESCRIPTOR) {
+            errno = EMFILE;
+            fail("socket");
+        }
         struct epoll_event event = {.events = EPOLLIN, .data.fd = fd};
         if (epoll_ctl(pollers[index % 2], EPOLL_CTL_ADD, fd, &event) != 0) fail("epoll_ctl");
         if (write(fd, request, (size_t)requestLength) != requestLength) fail("write the request");
