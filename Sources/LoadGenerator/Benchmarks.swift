@@ -14,10 +14,10 @@ public enum Benchmarks {
         // Settle, so the memory the order creations touched is counted before, not per stream.
         try await Task.sleep(for: .seconds(2))
         let before = try target.sample()
-        let overflowsBefore = ListenOverflows.read()
         let fleet = StreamFleet(target: target, orders: orders)
-        let (opened, seconds) = await fleet.connectAll(concurrency: concurrency)
-        let overflows = ListenOverflows.read().flatMap { after in overflowsBefore.map { after - $0 } }
+        let ((opened, seconds), overflows) = await ListenOverflows.during {
+            await fleet.connectAll(concurrency: concurrency)
+        }
         try await Task.sleep(for: .seconds(2))
         let after = try target.sample()
         await fleet.disconnectAll()
@@ -299,9 +299,9 @@ public enum Benchmarks {
         }
         try await Task.sleep(for: .seconds(2))
         await fleet.disconnectAll()
-        let overflowsBefore = ListenOverflows.read()
-        let (reopened, seconds) = await fleet.connectAll(concurrency: streams)
-        let overflows = ListenOverflows.read().flatMap { after in overflowsBefore.map { after - $0 } }
+        let ((reopened, seconds), overflows) = await ListenOverflows.during {
+            await fleet.connectAll(concurrency: streams)
+        }
         try await Task.sleep(for: .seconds(2))
         stop.withLock { $0 = true }
         try await flow.value

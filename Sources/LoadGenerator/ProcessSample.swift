@@ -45,6 +45,13 @@ public enum ListenOverflows {
         (try? String(contentsOfFile: "/proc/net/netstat", encoding: .utf8)).flatMap(Self.count(netstat:))
     }
 
+    /// What `body` returns, and how many overflows there were while it ran (`nil` when unknown).
+    public static func during<T>(_ body: () async -> T) async -> (result: T, overflows: Int?) {
+        let before = Self.read()
+        let result = await body()
+        return (result, Self.read().flatMap { after in before.map { after - $0 } })
+    }
+
     /// The `ListenOverflows` value from the file's two `TcpExt:` lines (names, then values).
     static func count(netstat: String) -> Int? {
         let lines = netstat.split(separator: "\n").filter { $0.hasPrefix("TcpExt:") }
