@@ -388,6 +388,31 @@ struct ChannelBatchWriter: StreamBatchWriter {
         }
         return refused
     }
+
+    /// A stream's event loop.
+    func group(of sink: any StreamSink) -> ObjectIdentifier? {
+        (sink as? ChannelSink).map { ObjectIdentifier($0.channel.eventLoop) }
+    }
+
+    /// One task on the group's event loop writes every sink (their connections are all on it).
+    func broadcast(_ text: String, to sinks: [any StreamSink], refused: @escaping @Sendable ([Int]) -> Void) {
+        guard let loop = (sinks.first as? ChannelSink)?.channel.eventLoop else {
+            return OneSinkAtATime().broadcast(text, to: sinks, refused: refused)
+        }
+        let chunk = LiveStreamConnection.chunk(text)
+        loop.execute {
+            var refusals: [Int] = []
+            for (index, sink) in sinks.enumerated() {
+                // Every sink of a loop's group is a `ChannelSink` (`group(of:)`).
+                guard let sink = sink as? ChannelSink, sink.channel.isWritable else {
+                    refusals.append(index)
+                    continue
+                }
+                sink.connection.write(chunk)
+            }
+            if !refusals.isEmpty { refused(refusals) }
+        }
+    }
 }
 
 /// Added to a stream's connection ahead of everything (it sees the socket's events first) while
