@@ -43,19 +43,35 @@ public struct EventStreamParser: Sendable {
     /// Feeds the next chunk of the stream and returns what it completed.
     public mutating func feed(_ bytes: some Sequence<UInt8>) -> [Item] {
         var items: [Item] = []
-        for byte in bytes {
-            switch byte {
-            case UInt8(ascii: "\n") where self.lastWasCR:
-                self.lastWasCR = false  // the LF of a CRLF: the line already ended at the CR
-            case UInt8(ascii: "\n"), UInt8(ascii: "\r"):
-                self.lastWasCR = byte == UInt8(ascii: "\r")
-                self.endLine(into: &items)
-            default:
-                self.lastWasCR = false
-                self.line.append(byte)
-            }
+        // Over contiguous bytes, line by line: called from another module, this function is not
+        // specialised for the caller's type, and walking a `ByteBufferView` byte by byte through
+        // the generic `Sequence` cost the load generator more than the server's write of the event.
+        if bytes.withContiguousStorageIfAvailable({ self.feed($0, into: &items) }) == nil {
+            Array(bytes).withUnsafeBufferPointer { self.feed($0, into: &items) }
         }
         return items
+    }
+
+    private mutating func feed(_ bytes: UnsafeBufferPointer<UInt8>, into items: inout [Item]) {
+        var start = bytes.startIndex
+        while start < bytes.endIndex {
+            if bytes[start] == UInt8(ascii: "\n"), self.lastWasCR {
+                // The LF of a CRLF: the line already ended at the CR.
+                self.lastWasCR = false
+                start += 1
+                continue
+            }
+            guard let end = bytes[start...].firstIndex(where: { $0 == UInt8(ascii: "\n") || $0 == UInt8(ascii: "\r") })
+            else {
+                self.lastWasCR = false
+                self.line.append(contentsOf: bytes[start...])
+                return
+            }
+            self.line.append(contentsOf: bytes[start..<end])
+            self.lastWasCR = bytes[end] == UInt8(ascii: "\r")
+            self.endLine(into: &items)
+            start = end + 1
+        }
     }
 
     private mutating func endLine(into items: inout [Item]) {
