@@ -1,6 +1,5 @@
 import Glibc
 public import NIOCore
-import NIOHTTP1
 import NIOPosix
 public import PayNotifyClient
 
@@ -16,7 +15,8 @@ public struct StreamCallbacks: Sendable {
 }
 
 /// Opens many `text/event-stream` connections cheaply: each is one NIO channel with one handler
-/// that parses the stream as it arrives; no task, no buffer beyond the parser's line.
+/// that decodes the answer (``StreamResponseDecoder``) and parses the stream as it arrives; no
+/// task, no buffer beyond the parser's line.
 public struct StreamConnections: Sendable {
     public let host: String
     public let port: Int
@@ -59,11 +59,8 @@ public struct StreamConnections: Sendable {
     func connect(path: String, headers: [(String, String)] = [], callbacks: StreamCallbacks)
         -> EventLoopFuture<any Channel>
     {
-        var head = HTTPRequestHead(version: .http1_1, method: .GET, uri: path)
-        head.headers.add(name: "Host", value: "\(self.host):\(self.port)")
-        head.headers.add(name: "Accept", value: "text/event-stream")
-        for (name, value) in headers { head.headers.add(name: name, value: value) }
-        let request = head
+        let fields = [("Host", "\(self.host):\(self.port)"), ("Accept", "text/event-stream")] + headers
+        let request = "GET \(path) HTTP/1.1\r\n" + fields.map { "\($0): \($1)\r\n" }.joined() + "\r\n"
         var bootstrap = ClientBootstrap(group: self.group)
         if !self.sources.isEmpty {
             // The port is still chosen at connect time, for the whole address pair
@@ -79,7 +76,6 @@ public struct StreamConnections: Sendable {
             .connectTimeout(.seconds(10))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
                     try channel.pipeline.syncOperations.addHandler(
                         StreamHandler(request: request, callbacks: callbacks)
                     )
@@ -91,31 +87,37 @@ public struct StreamConnections: Sendable {
 
 /// Sends the request once connected, then parses the answer's body as a stream.
 private final class StreamHandler: ChannelInboundHandler {
-    typealias InboundIn = HTTPClientResponsePart
-    typealias OutboundOut = HTTPClientRequestPart
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
-    private let request: HTTPRequestHead
+    private let request: String
     private let callbacks: StreamCallbacks
+    private var decoder = StreamResponseDecoder()
     private var parser = EventStreamParser()
 
-    init(request: HTTPRequestHead, callbacks: StreamCallbacks) {
+    init(request: String, callbacks: StreamCallbacks) {
         self.request = request
         self.callbacks = callbacks
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        context.write(self.wrapOutboundOut(.head(self.request)), promise: nil)
-        context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
+        context.writeAndFlush(self.wrapOutboundOut(ByteBuffer(string: self.request)), promise: nil)
         context.fireChannelActive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch self.unwrapInboundIn(data) {
-        case .head(let head):
-            self.callbacks.opened(Int(head.status.code))
-        case .body(let buffer):
-            for item in self.parser.feed(buffer.readableBytesView) { self.callbacks.received(item) }
-        case .end:
+        do {
+            try self.decoder.feed(self.unwrapInboundIn(data)) { part in
+                switch part {
+                case .head(let status):
+                    self.callbacks.opened(status)
+                case .body(let buffer):
+                    for item in self.parser.feed(buffer.readableBytesView) { self.callbacks.received(item) }
+                case .end:
+                    context.close(promise: nil)
+                }
+            }
+        } catch {
             context.close(promise: nil)
         }
     }
