@@ -75,8 +75,13 @@ public struct EventStreamParser: Sendable {
     }
 
     private mutating func endLine(into items: inout [Item]) {
-        var line = self.line[...]
+        self.read(line: self.line[...], into: &items)
+        // The slice is gone: the buffer is kept, not copied.
         self.line.removeAll(keepingCapacity: true)
+    }
+
+    private mutating func read(line: ArraySlice<UInt8>, into items: inout [Item]) {
+        var line = line
         if self.atStreamStart {
             self.atStreamStart = false
             if line.starts(with: [0xEF, 0xBB, 0xBF]) { line = line.dropFirst(3) }  // a byte order mark
@@ -87,26 +92,25 @@ public struct EventStreamParser: Sendable {
             items.append(.comment(Self.text(Self.dropOneSpace(line.dropFirst()))))
             return
         }
-        let field = Self.text(colon.map { line[..<$0] } ?? line)
+        let field = colon.map { line[..<$0] } ?? line
         let value = colon.map { Self.dropOneSpace(line[line.index(after: $0)...]) } ?? []
-        switch field {
-        case "event":
+        // Compared as bytes: no string is made for a field's name.
+        if field.elementsEqual("event".utf8) {
             self.eventName = Self.text(value)
-        case "data":
+        } else if field.elementsEqual("data".utf8) {
             if self.hasData { self.data.append(UInt8(ascii: "\n")) }
             self.data.append(contentsOf: value)
             self.hasData = true
-        case "id" where !value.contains(0):
-            self.lastEventID = Self.text(value)
-        case "retry":
+        } else if field.elementsEqual("id".utf8) {
+            if !value.contains(0) { self.lastEventID = Self.text(value) }
+        } else if field.elementsEqual("retry".utf8) {
             if !value.isEmpty, value.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }),
                 let milliseconds = Int(Self.text(value))
             {
                 items.append(.retry(milliseconds))
             }
-        default:
-            break  // unknown fields are ignored, as the standard says
         }
+        // Unknown fields are ignored, as the standard says.
     }
 
     private mutating func dispatch(into items: inout [Item]) {
