@@ -239,6 +239,7 @@ let package = Package(
                 "PayNotifyClient",
                 "SSEGateway",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 "Payments",
                 .product(name: "Crypto", package: "swift-crypto"),

@@ -21,8 +21,15 @@ public protocol StreamBatchWriter: Sendable {
 
     /// Queues `text` on every sink of one group (sinks for which ``group(of:)`` is the same),
     /// possibly after returning; `refused` is then called once, from any thread, with the positions
-    /// of the sinks that refused, if any did.
-    func broadcast(_ text: String, to sinks: [any StreamSink], refused: @escaping @Sendable ([Int]) -> Void)
+    /// of the sinks that refused, if any did. A `paced` broadcast (an event without an id, whose
+    /// order against later events does not matter) may be spread out, so that what is published
+    /// after it need not wait for all of it.
+    func broadcast(
+        _ text: String,
+        to sinks: [any StreamSink],
+        paced: Bool,
+        refused: @escaping @Sendable ([Int]) -> Void
+    )
 }
 
 extension StreamBatchWriter {
@@ -30,7 +37,12 @@ extension StreamBatchWriter {
     public func group(of sink: any StreamSink) -> ObjectIdentifier? { nil }
 
     /// Writes one sink at a time, before returning.
-    public func broadcast(_ text: String, to sinks: [any StreamSink], refused: @escaping @Sendable ([Int]) -> Void) {
+    public func broadcast(
+        _ text: String,
+        to sinks: [any StreamSink],
+        paced: Bool,
+        refused: @escaping @Sendable ([Int]) -> Void
+    ) {
         let refusals = sinks.indices.filter { !sinks[$0].send(text) }
         if !refusals.isEmpty { refused(refusals) }
     }

@@ -22,9 +22,14 @@ private final class LaneWriter: StreamBatchWriter {
         self.lanes[ObjectIdentifier(sink as AnyObject)].map(ObjectIdentifier.init)
     }
 
-    func broadcast(_ text: String, to sinks: [any StreamSink], refused: @escaping @Sendable ([Int]) -> Void) {
+    func broadcast(
+        _ text: String,
+        to sinks: [any StreamSink],
+        paced: Bool,
+        refused: @escaping @Sendable ([Int]) -> Void
+    ) {
         if Set(sinks.map { self.group(of: $0) }).count > 1 { self.mixed.withLock { $0 = true } }
-        OneSinkAtATime().broadcast(text, to: sinks, refused: refused)
+        OneSinkAtATime().broadcast(text, to: sinks, paced: paced, refused: refused)
     }
 
     var handedMixedGroups: Bool { self.mixed.withLock { $0 } }

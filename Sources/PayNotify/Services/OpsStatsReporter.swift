@@ -77,7 +77,7 @@ struct OpsStatsReporter: Service {
                 deliveryLatencyMs: .init(count: summary.count, p50: summary.p50, p99: summary.p99, max: summary.max),
                 listener: self.listener.isListening ? "listening" : "reconnecting"
             )
-            self.ops.publish(ServerSentEvent(event: "stats", data: JSONBody.text(of: stats) ?? "{}"))
+            self.ops.publish(ServerSentEvent(event: "stats", data: JSONBody.text(of: stats) ?? "{}"), background: true)
         }
     }
 }
