@@ -112,6 +112,11 @@ public struct Alert: Sendable, Hashable {
     public let id: Int64
     /// JSON object text: id, kind, provider, order_id, message, created_at.
     public let data: String
+
+    public init(id: Int64, data: String) {
+        self.id = id
+        self.data = data
+    }
 }
 
 extension OrderStore {
@@ -213,14 +218,18 @@ extension OrderStore {
         }
     }
 
+    /// An alert row as the ops stream shows it (``Alert/data``).
+    static let alertJSON = """
+        jsonb_build_object('id', id, 'kind', kind, 'provider', provider, 'order_id', order_id, 'message', message,
+                           'created_at', created_at)::text
+        """
+
     /// An alert by id, as JSON for the ops stream.
     public func alert(id: Int64) async throws -> Alert? {
         try await self.pool.withConnection { connection in
             try connection.query(
                 """
-                SELECT id, jsonb_build_object('id', id, 'kind', kind, 'provider', provider, 'order_id', order_id,
-                                              'message', message, 'created_at', created_at)::text
-                FROM alerts WHERE id = $1
+                SELECT id, \(Self.alertJSON) FROM alerts WHERE id = $1
                 """,
                 [id]
             ).first.map { row in Alert(id: try row.decode(Int64.self, at: 0), data: try row.decode(String.self, at: 1))

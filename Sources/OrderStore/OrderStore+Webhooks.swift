@@ -27,7 +27,12 @@ extension OrderStore {
     /// notification.
     public func record(_ delivery: WebhookDelivery) async throws -> DeliveryOutcome {
         do {
-            return try await self.appending { connection in try Self.record(delivery, on: connection) }
+            let (outcome, alert) = try await self.appending { connection in
+                let (outcome, alert, appended) = try Self.record(delivery, on: connection)
+                return ((outcome, alert), appended)
+            }
+            if let alert { self.onAlert?(alert) }
+            return outcome
         } catch DuplicateDelivery.found {
             return .duplicate
         }
@@ -57,9 +62,9 @@ extension OrderStore {
         case found
     }
 
-    /// Returns the outcome, and the events appended to the order's log.
+    /// Returns the outcome, the alert raised, and the events appended to the order's log.
     private static func record(_ delivery: WebhookDelivery, on connection: Connection) throws -> (
-        DeliveryOutcome, [AppendedEvent]
+        DeliveryOutcome, Alert?, [AppendedEvent]
     ) {
         let order = try delivery.orderReference.flatMap { try Self.lockOrder(reference: $0, on: connection) }
         var machine = order.map { OrderStateMachine(status: $0.status, price: $0.price) }
@@ -100,34 +105,33 @@ extension OrderStore {
         guard !inserted.isEmpty else { throw DuplicateDelivery.found }
 
         guard let order, let event = delivery.event, let action else {
-            if outcome == .unknownOrder {
-                try Self.raiseAlert(
-                    kind: "unknown_order",
-                    provider: delivery.provider,
-                    orderID: nil,
-                    message:
-                        "\(delivery.eventType) \(delivery.eventID) names an unknown order \(delivery.orderReference ?? "(none)")",
-                    on: connection
-                )
-            }
-            return (outcome, [])
+            guard outcome == .unknownOrder else { return (outcome, nil, []) }
+            let alert = try Self.raiseAlert(
+                kind: "unknown_order",
+                provider: delivery.provider,
+                orderID: nil,
+                message:
+                    "\(delivery.eventType) \(delivery.eventID) names an unknown order \(delivery.orderReference ?? "(none)")",
+                on: connection
+            )
+            return (outcome, alert, [])
         }
-        if let alert = action.alert {
+        let alert = try action.alert.map {
             try Self.raiseAlert(
-                kind: alert.kind.rawValue,
+                kind: $0.kind.rawValue,
                 provider: delivery.provider,
                 orderID: order.id,
-                message: alert.message,
+                message: $0.message,
                 on: connection
             )
         }
         switch action {
         case .transition(let from, let to, _):
-            return (outcome, try Self.changeStatus(orderID: order.id, from: from, to: to, on: connection))
+            return (outcome, alert, try Self.changeStatus(orderID: order.id, from: from, to: to, on: connection))
         case .progress:
-            return (outcome, [try Self.appendProgressEvent(orderID: order.id, event: event, on: connection)])
+            return (outcome, alert, [try Self.appendProgressEvent(orderID: order.id, event: event, on: connection)])
         case .reject, .ignore:
-            return (outcome, [])
+            return (outcome, alert, [])
         }
     }
 
@@ -185,27 +189,35 @@ extension OrderStore {
         )
     }
 
-    /// Records an alert and announces it on ``alertChannel``.
+    /// Records an alert and announces it on ``alertChannel``, in one statement; returns it as the
+    /// ops stream shows it.
     static func raiseAlert(
         kind: String,
         provider: Provider?,
         orderID: String?,
         message: String,
         on connection: Connection
-    ) throws {
-        let id = try connection.query(
-            "INSERT INTO alerts (kind, provider, order_id, message) VALUES ($1, $2, $3, left($4, 2000)) RETURNING id",
-            [kind, provider?.rawValue, orderID, message]
-        ).first!.decode(Int64.self, at: 0)
-        try connection.execute("SELECT pg_notify($1, $2::bigint::text)", [Self.alertChannel, id])
+    ) throws -> Alert {
+        let row = try connection.query(
+            """
+            WITH alert AS (
+                INSERT INTO alerts (kind, provider, order_id, message) VALUES ($1, $2, $3, left($4, 2000)) RETURNING *
+            )
+            SELECT id, \(Self.alertJSON), pg_notify($5, id::text) FROM alert
+            """,
+            [kind, provider?.rawValue, orderID, message, Self.alertChannel]
+        ).first!
+        return Alert(id: try row.decode(Int64.self, at: 0), data: try row.decode(String.self, at: 1))
     }
 }
 
 extension OrderStore {
-    /// Records an alert that no transaction of the flow raised itself (a refused signature, say).
+    /// Records an alert that no transaction of the flow raised itself (a refused signature, say):
+    /// one statement, so one round trip.
     public func recordAlert(kind: String, provider: Provider?, orderID: String?, message: String) async throws {
-        try await self.pool.withTransaction { connection in
+        let alert = try await self.pool.withConnection { connection in
             try Self.raiseAlert(kind: kind, provider: provider, orderID: orderID, message: message, on: connection)
         }
+        self.onAlert?(alert)
     }
 }

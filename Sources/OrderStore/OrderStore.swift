@@ -8,7 +8,8 @@ public import Postgres
 /// log in the same transaction, so the events of one order commit in id order and a replay by
 /// `id > Last-Event-ID` cannot skip one. Once such a transaction has committed, the order is
 /// announced to the ``ChangeNotifier``, which NOTIFYs every instance, and its new events are handed
-/// to `onCommit` (``CommittedEvents``), for this instance's own streams.
+/// to `onCommit` (``CommittedEvents``), for this instance's own streams; an alert, announced on its
+/// own channel, is handed to `onAlert` once committed, for this instance's ops streams.
 ///
 /// Those transactions, and creates, run at READ COMMITTED whatever the database's default, so each
 /// statement after a lock sees everything committed before the lock was granted: the previous id
@@ -27,15 +28,19 @@ public struct OrderStore: Sendable {
     let notifier: ChangeNotifier?
     /// Told of the events each committed transaction appended, with where they follow on.
     let onCommit: (@Sendable ([CommittedEvents]) -> Void)?
+    /// Told of each alert this instance raised, once committed.
+    let onAlert: (@Sendable (Alert) -> Void)?
 
     public init(
         pool: ConnectionPool,
         notifier: ChangeNotifier?,
-        onCommit: (@Sendable ([CommittedEvents]) -> Void)? = nil
+        onCommit: (@Sendable ([CommittedEvents]) -> Void)? = nil,
+        onAlert: (@Sendable (Alert) -> Void)? = nil
     ) {
         self.pool = pool
         self.notifier = notifier
         self.onCommit = onCommit
+        self.onAlert = onAlert
     }
 
     /// The isolation of every transaction that appends to the log (see above).

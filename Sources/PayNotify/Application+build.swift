@@ -80,11 +80,15 @@ public func buildApplication(
         onDelivered: { latency.record(Date().timeIntervalSince($0.createdAt)) }
     )
     let ops = OpsFeed(limit: configuration.maximumStreams, writer: ChannelBatchWriter())
-    // This instance's own commits reach its streams at once; the NOTIFY tells the others (and the
-    // relay here, which reads the log and fills in whatever a stream did not get this way).
-    let store = OrderStore(pool: pool, notifier: notifier) { committed in
-        for run in committed { hub.publish(run) }
-    }
+    // This instance's own commits reach its streams at once, and its alerts its ops streams; the
+    // NOTIFY tells the others (and the relay here, which reads the log and fills in whatever a
+    // stream did not get this way, and leaves the alerts already published).
+    let store = OrderStore(
+        pool: pool,
+        notifier: notifier,
+        onCommit: { committed in for run in committed { hub.publish(run) } },
+        onAlert: { ops.publish($0) }
+    )
     let webhookCounters = WebhookCounters()
 
     let router = Router(context: AppRequestContext.self)

@@ -1,3 +1,4 @@
+public import OrderStore
 import Synchronization
 
 /// Broadcasts ops events (`alert`, `stats`) to every open ops stream on this instance, written
@@ -72,6 +73,9 @@ public final class OpsFeed: Sendable {
     public let shutdownRetry: Duration
     private let state = Mutex(State())
     private let writer: any StreamBatchWriter
+    /// The alerts published lately: an alert goes out once, from this instance's commit or from
+    /// its NOTIFY, whichever comes first.
+    private let recentAlerts = Mutex(RecentIDs(capacity: 1024))
 
     public init(
         limit: Int,
@@ -155,6 +159,17 @@ public final class OpsFeed: Sendable {
         }
     }
 
+    /// Sends a stored alert to every live ops stream, unless it went out already.
+    public func publish(_ alert: Alert) {
+        guard self.recentAlerts.withLock({ $0.insert(alert.id) }) else { return }
+        self.publish(ServerSentEvent(id: String(alert.id), event: "alert", data: alert.data))
+    }
+
+    /// Whether the alert went out lately (then it need not be read).
+    public func hasPublished(alertID: Int64) -> Bool {
+        self.recentAlerts.withLock { $0.contains(alertID) }
+    }
+
     public var openStreams: Int { self.state.withLock { $0.streams.count } }
 
     fileprivate func remove(id: Int) {
@@ -193,5 +208,32 @@ extension OpsFeed.Subscription {
             throw error
         }
         return feed.goLive(self, sink: sink, onEnd: onEnd)
+    }
+}
+
+/// The last `capacity` ids inserted.
+private struct RecentIDs {
+    private var ids: Set<Int64> = []
+    private var order: [Int64] = []
+    private var next = 0
+    let capacity: Int
+
+    init(capacity: Int) {
+        self.capacity = capacity
+    }
+
+    func contains(_ id: Int64) -> Bool { self.ids.contains(id) }
+
+    /// Adds `id`, forgetting the oldest beyond `capacity`; false if it was there.
+    mutating func insert(_ id: Int64) -> Bool {
+        guard self.ids.insert(id).inserted else { return false }
+        if self.order.count < self.capacity {
+            self.order.append(id)
+        } else {
+            self.ids.remove(self.order[self.next])
+            self.order[self.next] = id
+            self.next = (self.next + 1) % self.capacity
+        }
+        return true
     }
 }

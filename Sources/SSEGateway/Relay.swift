@@ -246,11 +246,15 @@ public struct Relay: Service {
 
     // MARK: Alerts and ticks
 
+    /// Publishes another instance's alert (this instance's own went out at commit: the feed
+    /// knows it).
     private func broadcastAlert(id: Int64) async {
-        guard let alert = await self.retrying("read alert", { try await self.store.alert(id: id) }) ?? nil else {
+        guard !self.ops.hasPublished(alertID: id),
+            let alert = await self.retrying("read alert", { try await self.store.alert(id: id) }) ?? nil
+        else {
             return
         }
-        self.ops.publish(ServerSentEvent(id: String(alert.id), event: "alert", data: alert.data))
+        self.ops.publish(alert)
     }
 
     private func tickUntilCancelled() async {

@@ -11,6 +11,7 @@ import Testing
 private func withStore<T: Sendable>(
     maximumConnections: Int = 8,
     onCommit: (@Sendable ([CommittedEvents]) -> Void)? = nil,
+    onAlert: (@Sendable (Alert) -> Void)? = nil,
     _ body: @Sendable (OrderStore, TestDatabase) async throws -> T
 ) async throws -> T {
     let database = try await TestDatabase.create(migrated: true)
@@ -19,7 +20,7 @@ private func withStore<T: Sendable>(
         logger: Logger(label: "test")
     )
     return try await withRunning(pool) { pool in
-        try await body(OrderStore(pool: pool, notifier: nil, onCommit: onCommit), database)
+        try await body(OrderStore(pool: pool, notifier: nil, onCommit: onCommit, onAlert: onAlert), database)
     }
 }
 
@@ -275,6 +276,25 @@ struct OrderStoreTests {
             #expect(outcome == .unknownOrder)
             #expect(try await store.record(delivery("evt_x", order: "ord_unknown", .succeeded)) == .duplicate)
             #expect(try await count(database, "SELECT count(*) FROM alerts WHERE kind = 'unknown_order'") == 1)
+        }
+    }
+
+    /// Every alert the store raises, on its own or in a delivery's transaction, is handed over once
+    /// committed, as the ops stream shows it (the same text as reading it by id); a duplicate
+    /// delivery raises none.
+    @Test func raisedAlertsAreHandedOverOnceCommitted() async throws {
+        let raised = Mutex<[Alert]>([])
+        let onAlert: @Sendable (Alert) -> Void = { alert in raised.withLock { $0.append(alert) } }
+        try await withStore(onAlert: onAlert) { store, database in
+            try await store.recordAlert(kind: "bad_signature", provider: .sandbox, orderID: nil, message: "forged")
+            #expect(try await store.record(delivery("evt_y", order: "ord_unknown", .succeeded)) == .unknownOrder)
+            #expect(try await store.record(delivery("evt_y", order: "ord_unknown", .succeeded)) == .duplicate)
+            let alerts = raised.withLock { $0 }
+            #expect(alerts.count == 2)
+            for alert in alerts { #expect(try await store.alert(id: alert.id) == alert) }
+            #expect(alerts.map { $0.data.contains(#""kind": "bad_signature""#) } == [true, false])
+            #expect(alerts.last?.data.contains(#""kind": "unknown_order""#) == true)
+            #expect(try await count(database, "SELECT count(*) FROM alerts") == 2)
         }
     }
 

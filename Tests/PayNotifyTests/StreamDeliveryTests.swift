@@ -112,6 +112,25 @@ struct StreamDeliveryTests {
         #expect(terminated == 1)
     }
 
+    /// An alert this instance raises reaches its ops stream once: at commit, and not again when its
+    /// NOTIFY comes back to this instance's relay (two `stats` later, a second would have come).
+    @Test func anAlertReachesTheRaisingInstancesOpsStreamOnce() async throws {
+        try await withLiveApp(overrides: ["PAYNOTIFY_ADMIN_TOKEN": TestSecrets.adminToken]) { client, _ in
+            try await client.stream(path: "/v1/ops/events?token=\(TestSecrets.adminToken)") { ops in
+                #expect(try await ops.next() == .retry(3000))
+                let forged = try await client.forgedSandbox()
+                #expect(forged.status == 400 || forged.status == 401)
+                var alertIDs: [String?] = []
+                var statsAfter = 0
+                while statsAfter < 2, let event = try await ops.nextEvent() {
+                    if event.name == "alert" { alertIDs.append(event.id) }
+                    if event.name == "stats", !alertIDs.isEmpty { statsAfter += 1 }
+                }
+                #expect(alertIDs.count == 1 && alertIDs.first??.isEmpty == false, "\(alertIDs)")
+            }
+        }
+    }
+
     /// Two instances on one database: a webhook taken by one reaches the streams held by both, and
     /// an alert raised on one reaches the ops stream on the other, with stats every second.
     @Test func twoInstancesOnOneDatabase() async throws {
@@ -135,12 +154,7 @@ struct StreamDeliveryTests {
                 try await second.stream(path: "/v1/ops/events?token=\(TestSecrets.adminToken)") { ops in
                     #expect(ops.status == 200)
                     #expect(try await ops.next() == .retry(3000))
-                    let forged = try await first.send(
-                        method: .POST,
-                        path: "/v1/webhooks/sandbox",
-                        headers: [("Sandbox-Signature", "t=1,v1=00"), ("Content-Type", "application/json")],
-                        body: Array("{}".utf8)
-                    )
+                    let forged = try await first.forgedSandbox()
                     #expect(forged.status == 400 || forged.status == 401)
                     var sawAlert = false
                     var sawStats = false

@@ -1,3 +1,4 @@
+import OrderStore
 import SSEGateway
 import Synchronization
 import Testing
@@ -71,6 +72,25 @@ struct OpsFeedTests {
         #expect(late.texts.count == 1)
         #expect(feed.openStreams == 30 - gone.count + 1)
         #expect(!writer.handedMixedGroups)
+    }
+
+    /// A stored alert goes out once, whether this instance's commit or the NOTIFY brings it first;
+    /// the feed remembers the last 1,024.
+    @Test func anAlertGoesOutOnce() throws {
+        let feed = OpsFeed(limit: 10)
+        let sink = RecordingSink()
+        let subscription = try feed.subscribe(onOverflow: {})
+        defer { withExtendedLifetime(subscription) {} }
+        let live = feed.goLive(subscription, sink: sink, onEnd: { _ in })
+        #expect(live)
+        feed.publish(Alert(id: 7, data: "{}"))
+        #expect(feed.hasPublished(alertID: 7) && !feed.hasPublished(alertID: 8))
+        feed.publish(Alert(id: 7, data: "{}"))
+        feed.publish(Alert(id: 8, data: "{}"))
+        #expect(sink.ids == [7, 8])
+        for id in Int64(100)..<1124 { feed.publish(Alert(id: id, data: "{}")) }
+        #expect(!feed.hasPublished(alertID: 7) && !feed.hasPublished(alertID: 8))
+        #expect(feed.hasPublished(alertID: 100) && feed.hasPublished(alertID: 1123))
     }
 
     /// A stream whose client does not read is closed and ended as dropped; the others go on.

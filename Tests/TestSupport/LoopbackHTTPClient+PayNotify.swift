@@ -62,6 +62,17 @@ extension LoopbackHTTPClient {
         )
     }
 
+    /// Sends a sandbox delivery with a wrong signature: refused, and raised as a `bad_signature` alert.
+    @discardableResult
+    public func forgedSandbox() async throws -> Response {
+        try await self.send(
+            method: .POST,
+            path: "/v1/webhooks/sandbox",
+            headers: [("Sandbox-Signature", "t=1,v1=00"), ("Content-Type", "application/json")],
+            body: Array("{}".utf8)
+        )
+    }
+
     /// Like ``sandbox(_:order:eventID:progress:)``, retried as a provider would while the answer is a 5xx
     /// or the connection fails; the final answer must be a 2xx.
     public func sandboxUntilAccepted(_ type: String, order: String, progress: Int? = nil) async throws {
