@@ -103,6 +103,22 @@ struct BroadcastWriteTests {
         #expect(refusals.all == [stalled.sorted()])
         for channel in channels { _ = try channel.finish() }
     }
+
+    /// A stream that ends while a paced broadcast is under way gets none of its later parts: its
+    /// response's last chunk is the last thing written.
+    @Test func noPartAfterAStreamEnds() throws {
+        let loop = EmbeddedEventLoop()
+        let channels = try self.connections(ChannelBatchWriter.pacedPart + 1, on: loop)
+        let writer = ChannelBatchWriter()
+        writer.broadcast("stats", to: try self.sinks(channels), paced: true) { _ in }
+        loop.run()
+        try channels.last!.pipeline.syncOperations.handler(type: LiveStreamConnection.self).stopWriting()
+        loop.advanceTime(by: ChannelBatchWriter.pacedGap)
+        let texts = try self.written(channels)
+        #expect(texts.first == String(buffer: LiveStreamConnection.chunk("stats")))
+        #expect(texts.last == "")
+        for channel in channels { _ = try channel.finish() }
+    }
 }
 
 private final class Refusals: Sendable {

@@ -290,7 +290,13 @@ struct StreamsController {
                         write,
                         sink,
                         { _ in
-                            end.streamEnded(on: channel)
+                            // Writing stops in the task that ends the response: a write queued
+                            // meanwhile (a later part of a paced broadcast, say) would otherwise
+                            // follow the body's last chunk on a connection that lives on.
+                            channel.eventLoop.execute {
+                                events.stopWriting()
+                                end.streamEnded(on: channel)
+                            }
                             removeEvents()
                         }
                     )
@@ -476,6 +482,7 @@ final class LiveStreamConnection: ChannelInboundHandler, RemovableChannelHandler
     /// Set while the handler is in the pipeline; touched only on the connection's event loop
     /// (`@unchecked Sendable`).
     private var context: ChannelHandlerContext?
+    private var stopped = false
 
     init(onShutdown: @escaping @Sendable () -> Void, onClientGone: @escaping @Sendable () -> Void) {
         self.onShutdown = onShutdown
@@ -495,9 +502,15 @@ final class LiveStreamConnection: ChannelInboundHandler, RemovableChannelHandler
     }
 
     /// Writes a chunk (``chunk(_:)``) to the connection; on its event loop. Nothing once the
-    /// stream has ended and the handler left.
+    /// stream has ended (``stopWriting()``) or the handler left.
     func write(_ chunk: ByteBuffer) {
+        guard !self.stopped else { return }
         self.context?.writeAndFlush(NIOAny(chunk), promise: nil)
+    }
+
+    /// No more writes: the stream's response is ending. On the connection's event loop.
+    func stopWriting() {
+        self.stopped = true
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
