@@ -89,12 +89,7 @@ public struct DeliverySimulator: Sendable {
         )
         // A type, not a dictionary through JSONSerialization: bridging each value and sorting
         // the keys was the load generator's largest cost per webhook (BENCHMARKS.md).
-        let body: [UInt8]
-        do {
-            body = Array(try Self.encoder.encode(payload))
-        } catch {
-            throw SimulationError(description: "could not encode the payload: \(error)")
-        }
+        let body = try Self.json(payload)
         let timestamp = Int(now.timeIntervalSince1970)
         return WebhookRequest(
             headers: [
@@ -269,10 +264,19 @@ public struct DeliverySimulator: Sendable {
     }()
 
     private static func json(_ object: [String: Any]) throws(SimulationError) -> [UInt8] {
+        try Self.encoding {
+            try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
+        }
+    }
+
+    private static func json(_ value: some Encodable) throws(SimulationError) -> [UInt8] {
+        try Self.encoding { try Self.encoder.encode(value) }
+    }
+
+    /// The bytes `encode` makes; its failure as a ``SimulationError``.
+    private static func encoding(_ encode: () throws -> Data) throws(SimulationError) -> [UInt8] {
         do {
-            return Array(
-                try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
-            )
+            return Array(try encode())
         } catch {
             throw SimulationError(description: "could not encode the payload: \(error)")
         }
