@@ -16,7 +16,7 @@ public protocol StreamBatchWriter: Sendable {
     func send(_ writes: [(sink: any StreamSink, text: String)]) -> Set<Int>
 
     /// The broadcast group `sink` belongs to for as long as it lives: a caller that keeps its sinks
-    /// sorted by group hands each group to ``broadcast(_:to:refused:)`` whole.
+    /// sorted by group hands each group to ``broadcast(_:to:paced:refused:)`` whole.
     func group(of sink: any StreamSink) -> ObjectIdentifier?
 
     /// Queues `text` on every sink of one group (sinks for which ``group(of:)`` is the same),
