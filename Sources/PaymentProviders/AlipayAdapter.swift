@@ -96,10 +96,7 @@ public struct AlipayAdapter: WebhookAdapter {
             }
             let age = now.timeIntervalSince1970 - sent
             guard abs(age) <= tolerance else {
-                throw WebhookRejection(
-                    .timestampOutOfTolerance,
-                    "notified \(Int(age)) s \(age > 0 ? "ago" : "in the future"); the tolerance is \(Int(tolerance)) s"
-                )
+                throw WebhookRejection.outOfTolerance("notified", age: age, tolerance: tolerance)
             }
         }
         guard let notifyID = notification["notify_id"], notifyID.count <= 255 else {

@@ -48,10 +48,7 @@ struct TimestampedSignature: Sendable {
         guard valid else { throw WebhookRejection(.invalidSignature, "no signature matches") }
         let age = now.timeIntervalSince1970 - Double(timestamp)
         guard abs(age) <= self.tolerance else {
-            throw WebhookRejection(
-                .timestampOutOfTolerance,
-                "signed \(Int(age)) s \(age > 0 ? "ago" : "in the future"); the tolerance is \(Int(self.tolerance)) s"
-            )
+            throw WebhookRejection.outOfTolerance("signed", age: age, tolerance: self.tolerance)
         }
     }
 }

@@ -103,10 +103,7 @@ public struct WeChatPayAdapter: WebhookAdapter {
         }
         let age = now.timeIntervalSince1970 - Double(seconds)
         guard abs(age) <= self.tolerance else {
-            throw WebhookRejection(
-                .timestampOutOfTolerance,
-                "signed \(Int(age)) s \(age > 0 ? "ago" : "in the future"); the tolerance is \(Int(self.tolerance)) s"
-            )
+            throw WebhookRejection.outOfTolerance("signed", age: age, tolerance: self.tolerance)
         }
 
         let notification = try decodePayload(Notification.self, from: request.body, what: "a WeChat Pay notification")

@@ -42,6 +42,20 @@ public struct WebhookRejection: Error, Sendable, Hashable, CustomStringConvertib
     public var description: String { "\(self.reason.rawValue): \(self.message)" }
 }
 
+extension WebhookRejection {
+    /// A delivery dated outside the tolerance, `age` seconds before now (after, when negative).
+    /// `what` is how its date was given (`signed`, `notified`). The seconds are written from the
+    /// `Double` itself: a correctly signed timestamp may be anywhere in `Int64`'s range, and an age
+    /// beyond `Int`'s would trap in the conversion.
+    static func outOfTolerance(_ what: String, age: TimeInterval, tolerance: TimeInterval) -> WebhookRejection {
+        func seconds(_ value: TimeInterval) -> String { String(format: "%.0f", value.rounded(.towardZero)) }
+        return WebhookRejection(
+            .timestampOutOfTolerance,
+            "\(what) \(seconds(abs(age))) s \(age > 0 ? "ago" : "in the future"); the tolerance is \(seconds(tolerance)) s"
+        )
+    }
+}
+
 /// What to send back to the provider: each has its own expected answer.
 public struct WebhookReply: Sendable, Hashable {
     public let status: Int

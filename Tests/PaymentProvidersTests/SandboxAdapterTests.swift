@@ -62,8 +62,12 @@ struct SandboxAdapterTests {
         #expect(self.rejection(self.request(self.body, signature: wrongKey))?.status == 401)
     }
 
-    /// Timestamps beyond the tolerance are refused in both directions; the edges are accepted.
-    @Test(arguments: [(-301, false), (-300, true), (300, true), (301, false), (-86_400, false), (86_400, false)])
+    /// Timestamps beyond the tolerance are refused in both directions, the ends of the range too
+    /// (their age does not fit an `Int`); the edges are accepted.
+    @Test(arguments: [
+        (-301, false), (-300, true), (300, true), (301, false), (-86_400, false), (86_400, false),
+        (Int.min, false), (Int.max - 1_790_000_000, false),
+    ])
     func timestampWindow(offset: Int, accepted: Bool) {
         let signature = sandboxSignature(self.body, secret: "new-secret", timestamp: 1_790_000_000 + offset)
         let request = self.request(self.body, signature: signature)
@@ -72,6 +76,18 @@ struct SandboxAdapterTests {
         } else {
             #expect(self.rejection(request)?.reason == .timestampOutOfTolerance)
         }
+    }
+
+    /// The refusal says how far out the date was, in whole seconds either way, at the ends of the
+    /// range too.
+    @Test(arguments: [
+        (-301, "signed 301 s ago; the tolerance is 300 s"),
+        (400, "signed 400 s in the future; the tolerance is 300 s"),
+        (Int.min, "signed 9223372036854775808 s ago; the tolerance is 300 s"),
+    ])
+    func timestampRefusalMessage(offset: Int, message: String) {
+        let signature = sandboxSignature(self.body, secret: "new-secret", timestamp: 1_790_000_000 + offset)
+        #expect(self.rejection(self.request(self.body, signature: signature))?.message == message)
     }
 
     /// Missing or malformed signature headers are clear refusals, never crashes.

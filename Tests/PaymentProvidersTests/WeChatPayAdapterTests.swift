@@ -182,8 +182,12 @@ struct WeChatPayAdapterTests {
         #expect(self.rejection(request)?.reason == .invalidSignature)
     }
 
-    /// Timestamps beyond the tolerance are refused in both directions; the edges are accepted.
-    @Test(arguments: [(-301, false), (-300, true), (300, true), (301, false), (-86_400, false), (86_400, false)])
+    /// Timestamps beyond the tolerance are refused in both directions, the ends of the range too
+    /// (their age does not fit an `Int`); the edges are accepted.
+    @Test(arguments: [
+        (-301, false), (-300, true), (300, true), (301, false), (-86_400, false), (86_400, false),
+        (Int.min, false), (Int.max - 1_790_000_000, false),
+    ])
     func timestampWindow(offset: Int, accepted: Bool) {
         let request = self.request(self.body(plaintext: self.transaction("SUCCESS")), timestamp: 1_790_000_000 + offset)
         if accepted {
