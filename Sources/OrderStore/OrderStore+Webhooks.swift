@@ -44,9 +44,10 @@ extension OrderStore {
     /// malformed instead of failing in the database on every retry.
     public static func unstorableReason(_ delivery: WebhookDelivery) -> String? {
         func length(_ text: String) -> Int { text.unicodeScalars.count }
+        // The paid currency reaches the database in the alert that names a mismatched amount.
         let texts = [
             delivery.eventID, delivery.eventType, delivery.orderReference, delivery.event?.stage,
-            delivery.event?.message,
+            delivery.event?.message, delivery.event?.paid?.currency,
         ]
         if texts.contains(where: { $0?.unicodeScalars.contains("\0") ?? false }) { return "a field contains U+0000" }
         if !(1...255).contains(length(delivery.eventID)) { return "the event id must be 1–255 characters" }

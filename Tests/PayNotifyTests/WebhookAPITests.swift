@@ -83,6 +83,20 @@ struct WebhookAPITests {
         }
     }
 
+    /// Reproducer: a signed success for an existing order, with a NUL in its currency. The amount
+    /// does not match, and the alert that names the currency could not be stored, so the whole
+    /// delivery failed in the database (503) on every retry. It is refused as malformed instead.
+    @Test func nulInTheCurrencyIsMalformed() async throws {
+        try await withApp { client, _ in
+            let id = try #require(try await client.createOrder()["id"] as? String)
+            let response = try await client.sandboxWebhook(
+                #"{"id":"evt_c","type":"payment.succeeded","order_id":"\#(id)","amount":1999,"currency":"cny\u0000"}"#
+            )
+            #expect(response.status == .badRequest)
+            #expect(response.errorCode == "malformed_payload")
+        }
+    }
+
     /// Unknown and unconfigured providers are 404 JSON.
     @Test func unknownProviders() async throws {
         try await withApp { client, _ in
