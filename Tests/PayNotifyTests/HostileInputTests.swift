@@ -127,6 +127,23 @@ struct HostileInputTests {
         }
     }
 
+    /// Reproducer: a chunked body whose chunk size is not hex fails as the handler reads it, and
+    /// that parser error was answered `500 internal_error` and logged as a bug. It is the client's
+    /// mistake: `400`, in the API's JSON shape.
+    @Test(arguments: ["/v1/orders", "/v1/webhooks/sandbox"])
+    func malformedChunkedBodyIsABadRequest(path: String) async throws {
+        try await withLiveApp { client, _ in
+            let connection = try RawConnection(port: client.port, receiveTimeout: .seconds(2))
+            connection.send(
+                "POST \(path) HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer \(TestSecrets.apiKey)\r\n"
+                    + "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n"
+            )
+            let (answer, _) = try await connection.receive()
+            #expect(answer.hasPrefix("HTTP/1.1 400"), "\(answer.prefix(200))")
+            #expect(answer.contains(#""code":"bad_request""#), "\(answer)")
+        }
+    }
+
     /// A client that never finishes its headers is cut off after the idle timeout.
     @Test func slowHeadersAreCutOff() async throws {
         try await withLiveApp(overrides: ["PAYNOTIFY_IDLE_TIMEOUT_SECONDS": "1"]) { client, _ in

@@ -1,6 +1,7 @@
 import HTTPTypes
 public import Hummingbird
 import Logging
+import NIOHTTP1
 import OrderStore
 import Payments
 import Postgres
@@ -11,6 +12,7 @@ import Postgres
 /// - The store's refusals (``OrderStoreError``) become 404 or 409 with their own codes.
 /// - Hummingbird's errors (unknown route, wrong method, body too large…) keep their status and get a
 ///   code derived from it.
+/// - A body that fails to parse as the handler reads it (a chunk size that is not hex, say) is `400`.
 /// - A transient ``PostgresError`` (database down, pool exhausted) is `503` with `Retry-After`, so
 ///   providers and merchants retry; a value the database refuses as data (SQLSTATE class 22, or a
 ///   parameter libpq cannot send) is `422`.
@@ -46,6 +48,13 @@ public struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             )
         case let error as any HTTPResponseError:
             return APIError(error.status, code: Self.code(for: error.status), message: error.status.reasonPhrase)
+        case let error as HTTPParserError:
+            // Thrown from the body's stream: the head parsed, the body did not.
+            return APIError(
+                .badRequest,
+                code: Self.code(for: .badRequest),
+                message: "The request's body is malformed: \(error)."
+            )
         case let error as PostgresError where error.kind == .invalidParameter || error.sqlState?.conditionClass == "22":
             // A value the database cannot take (class 22: data exception). Validation should have
             // caught it with a better message; this backstop keeps it a client error, not a 500.
