@@ -30,7 +30,9 @@ public struct StreamStart: Sendable, Hashable {
     public let status: String
     /// The newest event id of the order.
     public let latestEventID: Int64
-    /// The id of the order's `finish` event, once it has one.
+    /// The id of the order's last `finish` event, once it has one. An order has two when a
+    /// payment succeeded after it had failed, been canceled or expired (`paid_after_final`): the
+    /// later one ends streams, and the earlier is not sent.
     public let finishEventID: Int64?
 }
 
@@ -193,7 +195,7 @@ extension OrderStore {
         }
     }
 
-    /// The order's latest status and its log's newest and `finish` ids, read in one statement;
+    /// The order's latest status and its log's newest and last `finish` ids, read in one statement;
     /// `nil` when no such order exists.
     public func streamStart(orderID: String) async throws -> StreamStart? {
         try await self.pool.withConnection { connection in
@@ -204,7 +206,7 @@ extension OrderStore {
                         (SELECT data::text FROM order_events WHERE order_id = $1 AND event = 'status'
                          ORDER BY id DESC LIMIT 1),
                         (SELECT max(id) FROM order_events WHERE order_id = $1),
-                        (SELECT min(id) FROM order_events WHERE order_id = $1 AND event = 'finish')
+                        (SELECT max(id) FROM order_events WHERE order_id = $1 AND event = 'finish')
                     """,
                     [orderID]
                 ).first,

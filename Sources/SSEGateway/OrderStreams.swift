@@ -89,6 +89,7 @@ public struct OrderStreams: Sendable {
                     subscription: subscription,
                     cursor: cursor,
                     logHoldsMore: cursor < start.latestEventID,
+                    finishEventID: start.finishEventID,
                     snapshot: snapshot,
                     streams: self
                 )
@@ -113,6 +114,9 @@ public struct OrderStreamSession: Sendable {
     /// fresh stream's snapshot is the log's newest id), the replay has nothing to read: anything
     /// committed since was published to the hub, which holds it for the stream.
     let logHoldsMore: Bool
+    /// The order's last `finish` when the stream started: an earlier one in the replay was
+    /// superseded (``StreamStart/finishEventID``) and is not sent.
+    let finishEventID: Int64?
     let snapshot: ServerSentEvent?
     let streams: OrderStreams
 
@@ -142,7 +146,9 @@ public struct OrderStreamSession: Sendable {
                     limit: settings.replayBatchSize
                 )
                 var text = ""
-                for event in page where machine.eventArrived(id: event.id, isFinish: event.isFinish) != .drop {
+                for event in page
+                where !self.isSuperseded(event) && machine.eventArrived(id: event.id, isFinish: event.isFinish) != .drop
+                {
                     text += ServerSentEventEncoder.encode(
                         ServerSentEvent(id: String(event.id), event: event.name, data: event.data)
                     )
@@ -164,6 +170,11 @@ public struct OrderStreamSession: Sendable {
         case .live: return nil
         case .ended(let end): return end
         }
+    }
+
+    private func isSuperseded(_ event: OrderEvent) -> Bool {
+        guard event.isFinish, let last = self.finishEventID else { return false }
+        return event.id < last
     }
 
     /// Ends the stream with a short `retry:` (graceful shutdown). Holds the registration, not the

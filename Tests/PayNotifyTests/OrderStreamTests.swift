@@ -128,6 +128,46 @@ struct OrderStreamTests {
         }
     }
 
+    /// Reproducer: a matching success after the order was canceled is money taken, so the order
+    /// becomes `succeeded` (`paid_after_final`) and finishes again. Streams ended at the first
+    /// `finish`: a stream opened afterwards showed `succeeded` and then `finish` `canceled`, and a
+    /// reconnect from before the cancel ended at the canceled `finish`. The order's last `finish`
+    /// is now the one that ends streams; one a later one superseded is not sent.
+    @Test func aPaymentAfterTheOrderEndedFinishesItAgain() async throws {
+        try await withLiveApp { client, database in
+            let order = try await client.createOrder()
+            let snapshotID = try await client.stream(path: order.streamPath) { stream in
+                let snapshot = try #require(try await stream.nextEvent())
+                let canceled = try await client.send(
+                    method: .POST,
+                    path: "/v1/orders/\(order.id)/cancel",
+                    headers: [("Authorization", "Bearer \(TestSecrets.apiKey)")]
+                )
+                #expect(canceled.status == 200)
+                // Live at the time, the stream ends with what was true then.
+                let ending = try await stream.eventsThroughFinish()
+                #expect(ending.map { $0.json["status"] as? String } == ["canceled", "canceled"])
+                return try #require(snapshot.logID)
+            }
+            #expect(try await client.sandbox("succeeded", order: order.id).status == 200)
+
+            try await client.stream(path: order.streamPath) { stream in
+                let events = try await stream.eventsThroughFinish()
+                #expect(events.map(\.name) == ["status", "finish"])
+                #expect(events.map { $0.json["status"] as? String } == ["succeeded", "succeeded"])
+            }
+            try await client.stream(path: order.streamPath, headers: [("Last-Event-ID", "\(snapshotID)")]) { stream in
+                let events = try await stream.eventsThroughFinish()
+                #expect(events.map(\.name) == ["status", "status", "finish"])
+                #expect(events.map { $0.json["status"] as? String } == ["canceled", "succeeded", "succeeded"])
+            }
+            let log = try await logIDs(of: order.id, in: database)
+            try await client.stream(path: order.streamPath, headers: [("Last-Event-ID", "\(log.last!)")]) { stream in
+                #expect(stream.status == 204)
+            }
+        }
+    }
+
     /// A missing, wrong, expired or other order's token is 401 JSON whether or not the order
     /// exists; a malformed Last-Event-ID is 400, never a replay of everything.
     @Test func refusals() async throws {
