@@ -64,6 +64,7 @@ public struct OrderStreams: Sendable {
             guard let start = try await self.store.streamStart(orderID: orderID) else {
                 throw StreamOpeningError.orderNotFound
             }
+            self.hub.replayCovers(subscription, through: start.latestEventID)
             let snapshot: ServerSentEvent?
             let cursor: Int64
             if let lastEventID, lastEventID <= start.latestEventID {

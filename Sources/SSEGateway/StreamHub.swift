@@ -131,8 +131,9 @@ public final class StreamHub: Sendable {
     }
 
     private enum Phase {
-        /// The stream is replaying the log; events published meanwhile wait here.
-        case replaying(pending: [OrderEvent])
+        /// The stream is replaying the log; events published meanwhile above `covered` (what its
+        /// replay reads itself, ``replayCovers(_:through:)``) wait here.
+        case replaying(pending: [OrderEvent], covered: Int64)
         case live(sink: any StreamSink, lastSent: Int64, onEnd: @Sendable (StreamEnd) -> Void)
     }
 
@@ -239,7 +240,7 @@ public final class StreamHub: Sendable {
                 address: clientAddress,
                 onOverflow: onOverflow,
                 openedAt: now,
-                phase: .replaying(pending: []),
+                phase: .replaying(pending: [], covered: 0),
                 quietSince: now,
                 slot: .max
             )
@@ -249,6 +250,22 @@ public final class StreamHub: Sendable {
         }
         let id = try admitted.get()
         return Subscription(id: id, orderID: orderID, registration: Registration(id: id, owner: self))
+    }
+
+    /// The stream's replay reads the order's log through `latestEventID`, its newest id when the
+    /// stream's start was read: every event up to it had committed then (an order's events are
+    /// appended under its row lock, so they commit in id order). Events up to it are no longer
+    /// held for the stream. Otherwise the relay's first read of an order that had no stream here,
+    /// which starts at the beginning of its log, would fill the buffer of a stream that never
+    /// needed those events, and drop it.
+    public func replayCovers(_ subscription: Subscription, through latestEventID: Int64) {
+        self.state.withLock { state in
+            guard var stream = state.streams[subscription.id], case .replaying(var pending, let covered) = stream.phase
+            else { return }
+            pending.removeAll { $0.id <= latestEventID }
+            stream.phase = .replaying(pending: pending, covered: max(covered, latestEventID))
+            state.streams[subscription.id] = stream
+        }
     }
 
     /// The stream has replayed the log up to `cursor` (its last id written): from now on the hub
@@ -266,7 +283,7 @@ public final class StreamHub: Sendable {
     ) -> GoLive {
         let (outcome, overflow, delivered) = self.state.withLock {
             state -> (GoLive, (@Sendable () -> Void)?, [OrderEvent]) in
-            guard var stream = state.streams[subscription.id], case .replaying(let pending) = stream.phase else {
+            guard var stream = state.streams[subscription.id], case .replaying(let pending, _) = stream.phase else {
                 return (.ended(.cancelled), nil, [])
             }
             if stream.endRequested {
@@ -367,15 +384,15 @@ public final class StreamHub: Sendable {
             for id in ids {
                 guard var stream = state.streams[id] else { continue }
                 switch stream.phase {
-                case .replaying(var pending):
-                    guard predecessor == nil else { continue }
-                    pending += events
+                case .replaying(var pending, let covered):
+                    guard predecessor == nil, events.last!.id > covered else { continue }
+                    pending += events.drop(while: { $0.id <= covered })
                     guard pending.count <= self.bufferSize else {
                         self.removeLocked(id, from: &state)
                         overflowed.append(stream.onOverflow)
                         continue
                     }
-                    stream.phase = .replaying(pending: pending)
+                    stream.phase = .replaying(pending: pending, covered: covered)
                     state.streams[id] = stream
                 case .live(let sink, let lastSent, let onEnd):
                     if let predecessor, lastSent != predecessor { continue }

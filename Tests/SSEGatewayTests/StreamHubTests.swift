@@ -106,6 +106,32 @@ struct StreamHubTests {
         #expect(hub.droppedStreams == 2 && hub.openStreams == 1)
     }
 
+    /// Reproducer: the relay's first read of an order that had no stream here starts at the
+    /// beginning of its log, and a replaying stream held all of it: on a log longer than its buffer
+    /// it was dropped for events its own replay reads. Events up to the newest its start read are
+    /// no longer held, whether published before that was known or after.
+    @Test func eventsTheReplayReadsAreNotHeld() throws {
+        let hub = StreamHub(bufferSize: 3, limits: roomy)
+        let closed = Atomic<Int>(0)
+        let fresh = try hub.subscribe(orderID: "a", clientAddress: "1") { closed.add(1, ordering: .relaxed) }
+        let early = try hub.subscribe(orderID: "b", clientAddress: "1") { closed.add(1, ordering: .relaxed) }
+        defer { withExtendedLifetime((fresh, early)) {} }
+        hub.replayCovers(fresh, through: 100)
+        hub.publish(events("a", 1...100))  // the relay, reading the order's log from its start
+        hub.publish(events("a", 99...101))
+        let freshSink = RecordingSink()
+        #expect(hub.goLive(fresh, cursor: 100, sink: freshSink, onEnd: { _ in }) == .live)
+        #expect(freshSink.ids == [101])
+
+        hub.publish(events("b", 1...3))  // before the stream's start was read: held
+        hub.replayCovers(early, through: 3)
+        hub.publish(events("b", 4...6))  // three held: within the buffer
+        let earlySink = RecordingSink()
+        #expect(hub.goLive(early, cursor: 3, sink: earlySink, onEnd: { _ in }) == .live)
+        #expect(earlySink.ids == [4, 5, 6])
+        #expect(closed.load(ordering: .relaxed) == 0 && hub.droppedStreams == 0)
+    }
+
     /// Keepalives go only to live streams the hub wrote nothing to for a heartbeat interval, and a
     /// stream at its maximum age is ended.
     @Test func keepalivesForQuietStreamsAndAnEndAtMaximumAge() throws {
