@@ -15,8 +15,12 @@ public struct ConnectionConfiguration: Sendable, CustomStringConvertible {
     public let defaults: [(keyword: String, value: String)]
 
     /// The defaults for a long-running service: a bounded connect time (libpq's default is to wait
-    /// forever), TCP keepalives so a silently dead network is noticed within about half a minute,
-    /// and an application name that shows in `pg_stat_activity`.
+    /// forever); a network that went silent noticed within about half a minute, by TCP keepalives
+    /// on an idle connection and by `tcp_user_timeout` on one waiting for an answer (keepalives
+    /// probe only a connection with nothing unacknowledged: a query sent into a dead network would
+    /// otherwise hold its pool thread for the kernel's 15 minutes of retransmissions); and an
+    /// application name that shows in `pg_stat_activity`. A query the server takes long to answer
+    /// is not cut short: its bytes were acknowledged.
     public static let serviceDefaults: [(keyword: String, value: String)] = [
         ("connect_timeout", "5"),
         ("application_name", "paynotify"),
@@ -24,6 +28,7 @@ public struct ConnectionConfiguration: Sendable, CustomStringConvertible {
         ("keepalives_idle", "15"),
         ("keepalives_interval", "5"),
         ("keepalives_count", "3"),
+        ("tcp_user_timeout", "30000"),
     ]
 
     /// Checks the string with libpq's own parser.
