@@ -59,12 +59,16 @@ struct StreamsController {
     /// Whether a request is for one of the stream routes (the server answers those apart, so that a
     /// live stream holds no task: ``StreamingHTTP1Channel``). Asked of every request the server
     /// reads, webhooks included, so it cuts the query off the target instead of parsing a `URI`.
+    /// Empty segments are skipped, as the router skips them.
     static func isStreamRequest(_ head: HTTPRequest) -> Bool {
         guard head.method == .get, let target = head.path else { return false }
-        let path = target.prefix { $0 != "?" }
-        if path == "/orderpay" || path == "/v1/ops/events" { return true }
-        let parts = path.split(separator: "/", omittingEmptySubsequences: false)
-        return parts.count == 5 && parts[0].isEmpty && parts[1] == "v1" && parts[2] == "orders" && parts[4] == "events"
+        let parts = target.prefix { $0 != "?" }.split(separator: "/")
+        switch parts.count {
+        case 1: return parts[0] == "orderpay"
+        case 3: return parts[0] == "v1" && parts[1] == "ops" && parts[2] == "events"
+        case 4: return parts[0] == "v1" && parts[1] == "orders" && parts[3] == "events"
+        default: return false
+        }
     }
 
     // MARK: Order streams
