@@ -2,13 +2,36 @@ import Payments
 import Postgres
 
 extension OrderStore {
-    /// Appends a merchant's event (`progress` or its own name) to an order that is not final yet.
+    /// Appends a merchant's event (`progress` or its own name) to an order that is not final yet,
+    /// or returns the event an identical earlier request with the same Idempotency-Key appended
+    /// (whatever the order's state now).
     ///
-    /// - Parameter data: JSON object text; for `progress` the caller has built the standard shape.
-    /// - Returns: the new event's id.
-    /// - Throws: ``OrderStoreError/orderNotFound``, ``OrderStoreError/orderFinished(_:)``.
-    public func appendMerchantEvent(orderID: String, name: String, data: String) async throws -> Int64 {
+    /// - Parameters:
+    ///   - data: JSON object text; for `progress` the caller has built the standard shape.
+    ///   - idempotency: the request's Idempotency-Key and the hash of the request it came with.
+    /// - Returns: the event's id, and whether an earlier request appended it.
+    /// - Throws: ``OrderStoreError/orderNotFound``, ``OrderStoreError/orderFinished(_:)``,
+    ///   ``OrderStoreError/idempotencyKeyReused`` when the key came with another request (or
+    ///   created an order).
+    public func appendMerchantEvent(
+        orderID: String,
+        name: String,
+        data: String,
+        idempotency: (key: String, requestHash: String)? = nil
+    ) async throws -> (eventID: Int64, replayed: Bool) {
         try await self.appending { connection in
+            if let idempotency {
+                try Self.claim(idempotencyKey: idempotency.key, on: connection)
+                if let earlier = try connection.query(
+                    "SELECT request_hash, event_id FROM idempotency_keys WHERE key = $1",
+                    [idempotency.key]
+                ).first {
+                    guard try earlier.decode(String.self, at: 0) == idempotency.requestHash,
+                        let eventID = try earlier.decode(Int64?.self, at: 1)
+                    else { throw OrderStoreError.idempotencyKeyReused }
+                    return ((eventID, true), [])
+                }
+            }
             guard let order = try Self.order(id: orderID, on: connection, lock: true) else {
                 throw OrderStoreError.orderNotFound
             }
@@ -17,7 +40,13 @@ extension OrderStore {
                 throw OrderStoreError.orderFinished(order.status)
             }
             let appended = try Self.appendEvent(orderID: orderID, name: name, data: data, on: connection)
-            return (appended.event.id, [appended])
+            if let idempotency {
+                try connection.execute(
+                    "INSERT INTO idempotency_keys (key, request_hash, order_id, event_id) VALUES ($1, $2, $3, $4)",
+                    [idempotency.key, idempotency.requestHash, orderID, appended.event.id]
+                )
+            }
+            return ((appended.event.id, false), [appended])
         }
     }
 

@@ -64,20 +64,20 @@ public struct OrderStore: Sendable {
         return try await self.pool.withTransaction(isolation: Self.appendIsolation) { connection in
             // Requests with the same key or merchant id queue here, so a retry racing the first
             // attempt finds its order instead of failing on a unique constraint.
-            for claim in [idempotencyKey.map { "key:" + $0 }, new.merchantOrderID.map { "merchant:" + $0 }] {
-                if let claim {
-                    try connection.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", [claim])
-                }
+            if let idempotencyKey { try Self.claim(idempotencyKey: idempotencyKey, on: connection) }
+            if let merchantOrderID = new.merchantOrderID {
+                try Self.claim("merchant:" + merchantOrderID, on: connection)
             }
             if let idempotencyKey,
                 let earlier = try connection.query(
-                    "SELECT request_hash, order_id FROM idempotency_keys WHERE key = $1",
+                    "SELECT request_hash, order_id, event_id FROM idempotency_keys WHERE key = $1",
                     [idempotencyKey]
                 ).first
             {
-                guard try earlier.decode(String.self, at: 0) == requestHash else {
-                    throw OrderStoreError.idempotencyKeyReused
-                }
+                // A key that appended an event is not this request's, whatever its hash.
+                guard try earlier.decode(String.self, at: 0) == requestHash,
+                    try earlier.decode(Int64?.self, at: 2) == nil
+                else { throw OrderStoreError.idempotencyKeyReused }
                 return .replayed(try Self.order(id: try earlier.decode(String.self, at: 1), on: connection)!)
             }
             if let merchantOrderID = new.merchantOrderID,
@@ -117,6 +117,18 @@ public struct OrderStore: Sendable {
     }
 
     // MARK: Helpers shared by the transactions
+
+    /// Waits for, then holds until the transaction ends, the lock on a request's Idempotency-Key:
+    /// requests with the same key queue here, so a retry racing the first attempt finds what it
+    /// did instead of failing on the key's unique constraint. (Keys are claimed before merchant
+    /// ids, so two requests never wait on each other.)
+    static func claim(idempotencyKey: String, on connection: Connection) throws {
+        try Self.claim("key:" + idempotencyKey, on: connection)
+    }
+
+    private static func claim(_ name: String, on connection: Connection) throws {
+        try connection.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", [name])
+    }
 
     private static func rememberKey(_ key: String?, requestHash: String, orderID: String, on connection: Connection)
         throws

@@ -191,6 +191,57 @@ struct OrdersAPITests {
         }
     }
 
+    /// Reproducer: a merchant event retried after an answer that did not come (or a 503 for a
+    /// commit whose outcome the server could not know) was appended twice. With an
+    /// Idempotency-Key the retry gets the first event back, also once the order has ended; the same
+    /// key with another request, or a key an order was created with, is a 409.
+    @Test func merchantEventsWithAnIdempotencyKey() async throws {
+        try await withApp { client, database in
+            let id = try #require(try await client.createOrder()["id"] as? String)
+            let key: HTTPFields = [HTTPField.Name("Idempotency-Key")!: "event-retry-1"]
+            let body = #"{"event":"progress","stage":"paying","percent":50}"#
+            let first = try await client.merchant(.post, "/v1/orders/\(id)/events", json: body, headers: key)
+            #expect(first.status == .created)
+            let eventID = try #require(first.json["id"] as? Int)
+            #expect(try await client.merchant(.post, "/v1/orders/\(id)/cancel").status == .ok)
+            let retry = try await client.merchant(.post, "/v1/orders/\(id)/events", json: body, headers: key)
+            #expect(retry.status == .created && retry.json["id"] as? Int == eventID)
+            #expect(retry.headers[HTTPField.Name("Idempotent-Replayed")!] == "true")
+
+            let other = try await client.merchant(
+                .post,
+                "/v1/orders/\(id)/events",
+                json: #"{"event":"progress","percent":60}"#,
+                headers: key
+            )
+            #expect(other.status == .conflict && other.errorCode == "idempotency_key_reused")
+            let createKey: HTTPFields = [HTTPField.Name("Idempotency-Key")!: "create-then-event"]
+            let created = try await client.merchant(
+                .post,
+                "/v1/orders",
+                json: #"{"amount":1999,"currency":"CNY","provider":"sandbox"}"#,
+                headers: createKey
+            )
+            #expect(created.status == .created)
+            let onCreated = try #require(created.json["id"] as? String)
+            let reused = try await client.merchant(
+                .post,
+                "/v1/orders/\(onCreated)/events",
+                json: body,
+                headers: createKey
+            )
+            #expect(reused.status == .conflict && reused.errorCode == "idempotency_key_reused")
+
+            let progress = try await database.withConnection { connection in
+                try connection.query(
+                    "SELECT count(*) FROM order_events WHERE order_id = $1 AND event = 'progress'",
+                    [id]
+                ).first!.decode(Int.self, at: 0)
+            }
+            #expect(progress == 1)
+        }
+    }
+
     /// Cancel turns a pending order canceled (repeatable); a final order then refuses events and a paid one refuses cancel.
     @Test func cancel() async throws {
         try await withApp { client, _ in

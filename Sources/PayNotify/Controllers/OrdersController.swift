@@ -65,7 +65,12 @@ struct OrdersController {
             context: context,
             limit: self.maximumBodyBytes
         )
-        let idempotencyKey = try request.headers[HTTPField.Name("Idempotency-Key")!].map { key in
+        return try await self.create(body, idempotencyKey: try Self.idempotencyKey(of: request))
+    }
+
+    /// The request's `Idempotency-Key`, if it sent one.
+    private static func idempotencyKey(of request: Request) throws -> String? {
+        try request.headers[.idempotencyKey].map { key in
             guard (1...255).contains(key.utf8.count), key.utf8.allSatisfy({ (0x20...0x7e).contains($0) }) else {
                 throw APIError(
                     .badRequest,
@@ -75,7 +80,16 @@ struct OrdersController {
             }
             return key
         }
-        return try await self.create(body, idempotencyKey: idempotencyKey)
+    }
+
+    /// Hex SHA-256 of a validated request's canonical JSON: what tells a retry from another request.
+    private static func requestHash(of canonical: some Encodable) -> String {
+        hexString(SHA256.hash(data: Array((JSONBody.text(of: canonical) ?? "").utf8)))
+    }
+
+    /// A create or event answer that an earlier request with the same key produced.
+    private static func markReplayed(_ response: inout Response) {
+        response.headers[.idempotentReplayed] = "true"
     }
 
     /// Validates a create request and creates the order (or finds the one an identical earlier
@@ -91,14 +105,17 @@ struct OrdersController {
             description: new.description,
             metadata: body.metadata ?? .object([:])
         )
-        let hash = hexString(SHA256.hash(data: Array((JSONBody.text(of: canonical) ?? "").utf8)))
-        let outcome = try await self.store.create(new, idempotencyKey: idempotencyKey, requestHash: hash)
+        let outcome = try await self.store.create(
+            new,
+            idempotencyKey: idempotencyKey,
+            requestHash: Self.requestHash(of: canonical)
+        )
         switch outcome {
         case .created(let order):
             return self.response(.created, for: order)
         case .replayed(let order):
             var response = self.response(.created, for: order)
-            response.headers[HTTPField.Name("Idempotent-Replayed")!] = "true"
+            Self.markReplayed(&response)
             return response
         }
     }
@@ -162,6 +179,13 @@ struct OrdersController {
 
     // MARK: Merchant events
 
+    /// A validated event request in a canonical form (``requestHash(of:)``).
+    private struct CanonicalEvent: Encodable {
+        let orderID: String
+        let event: String
+        let data: JSONValue
+    }
+
     private struct EventRequest: Decodable {
         let event: String?
         let stage: String?
@@ -201,11 +225,20 @@ struct OrdersController {
             guard !data.containsNUL else { throw invalid("data", "must not contain U+0000") }
             guard data.text.utf8.count <= 4096 else { throw invalid("data", "must be at most 4096 bytes of JSON") }
         }
-        let eventID = try await self.store.appendMerchantEvent(orderID: id, name: name, data: data.text)
-        return ResponseJSON.response(
+        let (eventID, replayed) = try await self.store.appendMerchantEvent(
+            orderID: id,
+            name: name,
+            data: data.text,
+            idempotency: try Self.idempotencyKey(of: request).map { key in
+                (key, Self.requestHash(of: CanonicalEvent(orderID: id, event: name, data: data)))
+            }
+        )
+        var response = ResponseJSON.response(
             .created,
             ["id": .integer(eventID), "event": .string(name), "order_id": .string(id)]
         )
+        if replayed { Self.markReplayed(&response) }
+        return response
     }
 
     // MARK: Responses
@@ -245,4 +278,9 @@ private func checkText(_ field: String, _ value: String?, maximumLength: Int) th
 /// A 422 naming the field and what it must be.
 private func invalid(_ field: String, _ rule: String) -> APIError {
     APIError(.unprocessableContent, code: "invalid_field", message: "\(field) \(rule)")
+}
+
+extension HTTPField.Name {
+    fileprivate static let idempotencyKey = Self("Idempotency-Key")!
+    fileprivate static let idempotentReplayed = Self("Idempotent-Replayed")!
 }
