@@ -20,7 +20,8 @@ public struct ConnectionConfiguration: Sendable, CustomStringConvertible {
     /// probe only a connection with nothing unacknowledged: a query sent into a dead network would
     /// otherwise hold its pool thread for the kernel's 15 minutes of retransmissions); and an
     /// application name that shows in `pg_stat_activity`. A query the server takes long to answer
-    /// is not cut short: its bytes were acknowledged.
+    /// is not cut short: its bytes were acknowledged. Text is exchanged in UTF-8 (`client_encoding`),
+    /// which is what Swift strings are, whatever the database's own encoding.
     public static let serviceDefaults: [(keyword: String, value: String)] = [
         ("connect_timeout", "5"),
         ("application_name", "paynotify"),
@@ -29,6 +30,7 @@ public struct ConnectionConfiguration: Sendable, CustomStringConvertible {
         ("keepalives_interval", "5"),
         ("keepalives_count", "3"),
         ("tcp_user_timeout", "30000"),
+        ("client_encoding", "UTF8"),
     ]
 
     /// Checks the string with libpq's own parser.

@@ -13,11 +13,13 @@ public struct SQLState: RawRepresentable, Sendable, Hashable, CustomStringConver
     public var description: String { self.rawValue }
 
     /// True for conditions where the same statement can succeed when tried again: serialization
-    /// failures, deadlocks, and the server shutting down or being unreachable (class 08, 57P0x).
+    /// failures, deadlocks, a lock or statement timeout (55P03, 57014: a deployment may set
+    /// `lock_timeout` or `statement_timeout`), and the server shutting down or being unreachable
+    /// (class 08, 57P0x).
     public var isTransient: Bool {
         switch self {
         case .serializationFailure, .deadlockDetected, .adminShutdown, .crashShutdown, .cannotConnectNow,
-            .lockNotAvailable:
+            .lockNotAvailable, .queryCanceled:
             return true
         default:
             return self.conditionClass == "08"

@@ -104,6 +104,39 @@ struct ConnectionTests {
         #expect(!error.isTransient)
     }
 
+    /// A statement cut off by `statement_timeout` (a deployment may set one) is transient: the
+    /// request gets 503 and may be retried, not a 500.
+    @Test func statementTimeoutIsTransient() async throws {
+        let database = try await TestDatabase.create()
+        let error = try await database.withConnection { connection in
+            try connection.execute("SET statement_timeout = 50")
+            return try #require(throws: PostgresError.self) { try connection.execute("SELECT pg_sleep(2)") }
+        }
+        #expect(error.sqlState == .queryCanceled)
+        #expect(error.isTransient)
+    }
+
+    /// The service's connections speak UTF-8 whatever the database's encoding: on a LATIN1
+    /// database, text comes back as the UTF-8 the service sent, not re-encoded.
+    @Test func clientEncodingIsUTF8() async throws {
+        let shared = try TestEnvironment.databaseURL()
+        let name = "test_latin1_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
+        try await TestThreads.withConnection(try ConnectionConfiguration(shared)) { connection in
+            try connection.execute(
+                "CREATE DATABASE \(name) ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0"
+            )
+        }
+        var components = URLComponents(string: shared)!
+        components.path = "/" + name
+        let database = try TestDatabase.existing(url: components.string!)
+        let (encoding, text) = try await database.withConnection { connection in
+            let row = try connection.query("SELECT current_setting('client_encoding'), $1::text", ["café"]).first!
+            return (try row.decode(String.self, at: 0), try row.decode(String.self, at: 1))
+        }
+        #expect(encoding == "UTF8")
+        #expect(text == "café")
+    }
+
     /// A transaction whose body throws leaves no rows behind.
     @Test func failingTransactionLeavesNoRows() async throws {
         let database = try await TestDatabase.create()
