@@ -67,6 +67,12 @@ struct OrdersAPITests {
             #"{"amount":1999,"currency":"CNY","provider":"sandbox","merchant_order_id":"bad id"}"#, 422,
             "merchant_order_id"
         ),
+        // Providers name an order by either id, ours first: a merchant id shaped like ours could
+        // take another order's webhooks.
+        (
+            #"{"amount":1999,"currency":"CNY","provider":"sandbox","merchant_order_id":"ord_0123456789abcdefghjkmnpqrs"}"#,
+            422, "ord_"
+        ),
         // Reproducers: these reached the database and came back as 500.
         (
             #"{"amount":1999,"currency":"CNY","provider":"sandbox","description":""#

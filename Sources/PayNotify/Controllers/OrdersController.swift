@@ -152,6 +152,11 @@ struct OrdersController {
             else {
                 throw invalid("merchant_order_id", "must be 1–64 characters of letters, digits and _-.:|*")
             }
+            // Providers name an order by our id or this one, ours first: one shaped like ours could
+            // be another order's, whose webhooks would then never reach this one.
+            guard !id.hasPrefix("ord_") else {
+                throw invalid("merchant_order_id", "must not begin with ord_, which the service's own ids use")
+            }
         }
         let expiresIn = body.expiresIn ?? 900
         guard (60...604_800).contains(expiresIn) else { throw invalid("expires_in", "must be 60 to 604800 seconds") }
