@@ -69,6 +69,21 @@ struct ClientAddressResolver: Sendable {
         return client
     }
 
+    /// What the per-address limit counts for a client: an IPv6 address by its /64 (a subscriber is
+    /// usually given a whole one, and could otherwise open streams from as many addresses as it
+    /// likes), an IPv4 address (IPv4-mapped IPv6 included) by itself.
+    static func limitKey(for address: String) -> String {
+        guard var bytes = IPAddressRange.bytes(of: address) else { return address }
+        if bytes.count == 16 { bytes.replaceSubrange(8..<16, with: repeatElement(0, count: 8)) }
+        var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
+        let written = bytes.withUnsafeBytes { raw in
+            inet_ntop(bytes.count == 4 ? AF_INET : AF_INET6, raw.baseAddress, &text, socklen_t(text.count))
+        }
+        guard written != nil else { return address }
+        let formatted = String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return bytes.count == 4 ? formatted : formatted + "/64"
+    }
+
     private func isTrusted(_ address: String) -> Bool {
         self.trustedProxies.contains { $0.contains(address) }
     }

@@ -103,9 +103,11 @@ struct StreamsController {
             opening = try await self.streams.open(
                 orderID: orderID,
                 lastEventID: lastEventID,
-                clientAddress: self.addresses.address(
-                    peer: context.remoteAddress,
-                    forwardedFor: request.headers[.xForwardedFor]
+                clientAddress: ClientAddressResolver.limitKey(
+                    for: self.addresses.address(
+                        peer: context.remoteAddress,
+                        forwardedFor: request.headers[.xForwardedFor]
+                    )
                 ),
                 // The handler may be blocked in a write to this client: closing the connection
                 // fails that write and ends the stream.
