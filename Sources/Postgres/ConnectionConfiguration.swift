@@ -20,8 +20,7 @@ public struct ConnectionConfiguration: Sendable, CustomStringConvertible {
     /// probe only a connection with nothing unacknowledged: a query sent into a dead network would
     /// otherwise hold its pool thread for the kernel's 15 minutes of retransmissions); and an
     /// application name that shows in `pg_stat_activity`. A query the server takes long to answer
-    /// is not cut short: its bytes were acknowledged. Text is exchanged in UTF-8 (`client_encoding`),
-    /// which is what Swift strings are, whatever the database's own encoding.
+    /// is not cut short: its bytes were acknowledged.
     public static let serviceDefaults: [(keyword: String, value: String)] = [
         ("connect_timeout", "5"),
         ("application_name", "paynotify"),
@@ -30,7 +29,6 @@ public struct ConnectionConfiguration: Sendable, CustomStringConvertible {
         ("keepalives_interval", "5"),
         ("keepalives_count", "3"),
         ("tcp_user_timeout", "30000"),
-        ("client_encoding", "UTF8"),
     ]
 
     /// Checks the string with libpq's own parser.
@@ -62,7 +60,9 @@ public struct ConnectionConfiguration: Sendable, CustomStringConvertible {
     }
 
     /// The keywords and values libpq's `PQconnectdbParams` receives, in order: our defaults first,
-    /// then the string itself as an expanded `dbname`, whose settings override earlier ones.
+    /// then the string itself as an expanded `dbname`, whose settings override earlier ones, then
+    /// `client_encoding=UTF8`, which nothing overrides (not the string, not `PGCLIENTENCODING`):
+    /// text is decoded and sent as UTF-8, what Swift strings are, whatever the database's encoding.
     var keywordsAndValues: [(keyword: String, value: String)] {
         let environment = ProcessInfo.processInfo.environment
         let applicable = self.defaults.filter { keyword, _ in
@@ -70,7 +70,7 @@ public struct ConnectionConfiguration: Sendable, CustomStringConvertible {
             guard let variable = Self.environmentVariable[keyword] else { return true }
             return environment[variable] == nil
         }
-        return applicable + [("dbname", self.connectionString)]
+        return applicable + [("dbname", self.connectionString), ("client_encoding", "UTF8")]
     }
 
     /// Settings left out of ``description``: the password and the client key material.

@@ -116,8 +116,8 @@ struct ConnectionTests {
         #expect(error.isTransient)
     }
 
-    /// The service's connections speak UTF-8 whatever the database's encoding: on a LATIN1
-    /// database, text comes back as the UTF-8 the service sent, not re-encoded.
+    /// The service's connections speak UTF-8 whatever the database's encoding, and whatever the
+    /// connection string asks: on a LATIN1 database, text comes back as the UTF-8 it was sent in.
     @Test func clientEncodingIsUTF8() async throws {
         let shared = try TestEnvironment.databaseURL()
         let name = "test_latin1_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
@@ -128,6 +128,7 @@ struct ConnectionTests {
         }
         var components = URLComponents(string: shared)!
         components.path = "/" + name
+        components.queryItems = (components.queryItems ?? []) + [URLQueryItem(name: "client_encoding", value: "LATIN1")]
         let database = try TestDatabase.existing(url: components.string!)
         let (encoding, text) = try await database.withConnection { connection in
             let row = try connection.query("SELECT current_setting('client_encoding'), $1::text", ["café"]).first!
