@@ -202,7 +202,7 @@ let package = Package(
         ),
         .testTarget(
             name: "OrderStoreTests",
-            dependencies: ["OrderStore", "Payments", "Postgres", "TestSupport"],
+            dependencies: ["OrderStore", "Payments", "Postgres", "SSEGateway", "TestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -64,7 +64,7 @@ public struct OrderStreams: Sendable {
             guard let start = try await self.store.streamStart(orderID: orderID) else {
                 throw StreamOpeningError.orderNotFound
             }
-            self.hub.replayCovers(subscription, through: start.latestEventID)
+            let letGo = self.hub.replayCovers(subscription, through: start.latestEventID)
             let snapshot: ServerSentEvent?
             let cursor: Int64
             if let lastEventID, lastEventID <= start.latestEventID {
@@ -89,7 +89,7 @@ public struct OrderStreams: Sendable {
                 OrderStreamSession(
                     subscription: subscription,
                     cursor: cursor,
-                    logHoldsMore: cursor < start.latestEventID,
+                    logHoldsMore: cursor < start.latestEventID || letGo,
                     finishEventID: start.finishEventID,
                     snapshot: snapshot,
                     streams: self
@@ -111,12 +111,12 @@ public struct OrderStreams: Sendable {
 public struct OrderStreamSession: Sendable {
     let subscription: StreamHub.Subscription
     let cursor: Int64
-    /// Whether the log held events above the cursor when the stream started. When it did not (a
-    /// fresh stream's snapshot is the log's newest id), the replay has nothing to read: anything
+    /// Whether the replay reads the log: it held events above the cursor when the stream started,
+    /// or the hub let events go before then (``StreamHub/replayCovers(_:through:)``). When neither
+    /// (a fresh stream's snapshot is the log's newest id), the replay has nothing to read: anything
     /// committed since was published to the hub, which holds it for the stream.
     let logHoldsMore: Bool
-    /// The order's last `finish` when the stream started: an earlier one in the replay was
-    /// superseded (``StreamStart/finishEventID``) and is not sent.
+    /// The order's last `finish` when the stream started (``StreamStart/finishEventID``).
     let finishEventID: Int64?
     let snapshot: ServerSentEvent?
     let streams: OrderStreams
@@ -147,8 +147,13 @@ public struct OrderStreamSession: Sendable {
                     limit: settings.replayBatchSize
                 )
                 var text = ""
+                // A `finish` below the order's last is superseded (a payment after the order had
+                // ended) and not sent: the last is the start's, or a later one in this page,
+                // committed since the start was read.
+                let lastFinish = max(self.finishEventID ?? 0, page.last(where: \.isFinish)?.id ?? 0)
                 for event in page
-                where !self.isSuperseded(event) && machine.eventArrived(id: event.id, isFinish: event.isFinish) != .drop
+                where !(event.isFinish && event.id < lastFinish)
+                    && machine.eventArrived(id: event.id, isFinish: event.isFinish) != .drop
                 {
                     text += ServerSentEventEncoder.encode(
                         ServerSentEvent(id: String(event.id), event: event.name, data: event.data)
@@ -171,11 +176,6 @@ public struct OrderStreamSession: Sendable {
         case .live: return nil
         case .ended(let end): return end
         }
-    }
-
-    private func isSuperseded(_ event: OrderEvent) -> Bool {
-        guard event.isFinish, let last = self.finishEventID else { return false }
-        return event.id < last
     }
 
     /// Ends the stream with a short `retry:` (graceful shutdown). Holds the registration, not the

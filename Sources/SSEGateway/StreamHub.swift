@@ -132,8 +132,9 @@ public final class StreamHub: Sendable {
 
     private enum Phase {
         /// The stream is replaying the log; events published meanwhile above `covered` (what its
-        /// replay reads itself, ``replayCovers(_:through:)``) wait here.
-        case replaying(pending: [OrderEvent], covered: Int64)
+        /// replay reads itself, ``replayCovers(_:through:)``; `nil` until that is known) wait here.
+        /// `letGo`: more came before `covered` was known than the buffer holds, and was let go.
+        case replaying(pending: [OrderEvent], covered: Int64?, letGo: Bool)
         case live(sink: any StreamSink, lastSent: Int64, onEnd: @Sendable (StreamEnd) -> Void)
     }
 
@@ -240,7 +241,7 @@ public final class StreamHub: Sendable {
                 address: clientAddress,
                 onOverflow: onOverflow,
                 openedAt: now,
-                phase: .replaying(pending: [], covered: 0),
+                phase: .replaying(pending: [], covered: nil, letGo: false),
                 quietSince: now,
                 slot: .max
             )
@@ -258,13 +259,21 @@ public final class StreamHub: Sendable {
     /// held for the stream. Otherwise the relay's first read of an order that had no stream here,
     /// which starts at the beginning of its log, would fill the buffer of a stream that never
     /// needed those events, and drop it.
-    public func replayCovers(_ subscription: Subscription, through latestEventID: Int64) {
+    ///
+    /// Until this is known, what overflows the buffer is let go instead (the stream is not
+    /// dropped for it): everything published so far has committed, so reading the log after
+    /// this call finds it.
+    ///
+    /// - Returns: whether events were let go: the stream must then read the log itself even if
+    ///   its start said there was nothing to read.
+    public func replayCovers(_ subscription: Subscription, through latestEventID: Int64) -> Bool {
         self.state.withLock { state in
-            guard var stream = state.streams[subscription.id], case .replaying(var pending, let covered) = stream.phase
-            else { return }
+            guard var stream = state.streams[subscription.id], case .replaying(var pending, _, let letGo) = stream.phase
+            else { return false }
             pending.removeAll { $0.id <= latestEventID }
-            stream.phase = .replaying(pending: pending, covered: max(covered, latestEventID))
+            stream.phase = .replaying(pending: pending, covered: latestEventID, letGo: letGo)
             state.streams[subscription.id] = stream
+            return letGo
         }
     }
 
@@ -283,7 +292,7 @@ public final class StreamHub: Sendable {
     ) -> GoLive {
         let (outcome, overflow, delivered) = self.state.withLock {
             state -> (GoLive, (@Sendable () -> Void)?, [OrderEvent]) in
-            guard var stream = state.streams[subscription.id], case .replaying(let pending, _) = stream.phase else {
+            guard var stream = state.streams[subscription.id], case .replaying(let pending, _, _) = stream.phase else {
                 return (.ended(.cancelled), nil, [])
             }
             if stream.endRequested {
@@ -384,15 +393,19 @@ public final class StreamHub: Sendable {
             for id in ids {
                 guard var stream = state.streams[id] else { continue }
                 switch stream.phase {
-                case .replaying(var pending, let covered):
-                    guard predecessor == nil, events.last!.id > covered else { continue }
-                    pending += events.drop(while: { $0.id <= covered })
-                    guard pending.count <= self.bufferSize else {
-                        self.removeLocked(id, from: &state)
-                        overflowed.append(stream.onOverflow)
-                        continue
+                case .replaying(var pending, let covered, var letGo):
+                    let floor = covered ?? 0
+                    guard predecessor == nil, events.last!.id > floor else { continue }
+                    pending += events.drop(while: { $0.id <= floor })
+                    if pending.count > self.bufferSize {
+                        guard covered == nil else {
+                            self.removeLocked(id, from: &state)
+                            overflowed.append(stream.onOverflow)
+                            continue
+                        }
+                        (pending, letGo) = ([], true)  // ``replayCovers(_:through:)`` has it read the log
                     }
-                    stream.phase = .replaying(pending: pending, covered: covered)
+                    stream.phase = .replaying(pending: pending, covered: covered, letGo: letGo)
                     state.streams[id] = stream
                 case .live(let sink, let lastSent, let onEnd):
                     if let predecessor, lastSent != predecessor { continue }

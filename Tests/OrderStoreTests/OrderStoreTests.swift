@@ -8,7 +8,7 @@ import TestSupport
 import Testing
 
 /// A running pool on a fresh migrated database, and the store over it.
-private func withStore<T: Sendable>(
+func withStore<T: Sendable>(
     maximumConnections: Int = 8,
     onCommit: (@Sendable ([CommittedEvents]) -> Void)? = nil,
     onAlert: (@Sendable (Alert) -> Void)? = nil,
@@ -24,9 +24,9 @@ private func withStore<T: Sendable>(
     }
 }
 
-private let price = Money(amount: 1999, currency: "CNY")
+let price = Money(amount: 1999, currency: "CNY")
 
-private func newOrder(merchantOrderID: String? = nil, amount: Int64 = 1999, expiresIn: Int = 900) -> NewOrder {
+func newOrder(merchantOrderID: String? = nil, amount: Int64 = 1999, expiresIn: Int = 900) -> NewOrder {
     NewOrder(
         merchantOrderID: merchantOrderID,
         price: Money(amount: amount, currency: "CNY"),
@@ -37,8 +37,7 @@ private func newOrder(merchantOrderID: String? = nil, amount: Int64 = 1999, expi
     )
 }
 
-private func delivery(_ id: String, order: String?, _ kind: PaymentEvent.Kind, paid: Money? = price) -> WebhookDelivery
-{
+func delivery(_ id: String, order: String?, _ kind: PaymentEvent.Kind, paid: Money? = price) -> WebhookDelivery {
     WebhookDelivery(
         provider: .sandbox,
         eventID: id,
@@ -49,7 +48,7 @@ private func delivery(_ id: String, order: String?, _ kind: PaymentEvent.Kind, p
     )
 }
 
-private func created(_ outcome: OrderStore.CreateOutcome) -> Order {
+func created(_ outcome: OrderStore.CreateOutcome) -> Order {
     switch outcome {
     case .created(let order), .replayed(let order): order
     }
@@ -138,6 +137,33 @@ struct OrderStoreTests {
                     newOrder(amount: 5),
                     idempotencyKey: "key-1",
                     requestHash: String(repeating: "c", count: 64)
+                )
+            }
+        }
+    }
+
+    /// A key that appended a merchant event is not a create's, even with the same request hash,
+    /// and the other way round: one namespace, and each kind replays only its own.
+    @Test func aKeyServesOneKindOfRequest() async throws {
+        try await withStore { store, _ in
+            let hash = String(repeating: "e", count: 64)
+            let order = created(try await store.create(newOrder(), idempotencyKey: "made-order", requestHash: hash))
+            let appended = try await store.appendMerchantEvent(
+                orderID: order.id,
+                name: "ticket.issued",
+                data: "{}",
+                idempotency: ("made-event", hash)
+            )
+            #expect(!appended.replayed)
+            await #expect(throws: OrderStoreError.idempotencyKeyReused) {
+                try await store.create(newOrder(), idempotencyKey: "made-event", requestHash: hash)
+            }
+            await #expect(throws: OrderStoreError.idempotencyKeyReused) {
+                try await store.appendMerchantEvent(
+                    orderID: order.id,
+                    name: "ticket.issued",
+                    data: "{}",
+                    idempotency: ("made-order", hash)
                 )
             }
         }

@@ -209,6 +209,15 @@ struct OrdersAPITests {
             let first = try await client.merchant(.post, "/v1/orders/\(id)/events", json: body, headers: key)
             #expect(first.status == .created)
             let eventID = try #require(first.json["id"] as? Int)
+            let openRetry = try await client.merchant(.post, "/v1/orders/\(id)/events", json: body, headers: key)
+            #expect(openRetry.status == .created && openRetry.json["id"] as? Int == eventID)
+            // Two at once with a new key: one appends, the other waits on the key and gets its event.
+            let racing: HTTPFields = [HTTPField.Name("Idempotency-Key")!: "event-race-1"]
+            async let racer = client.merchant(.post, "/v1/orders/\(id)/events", json: body, headers: racing)
+            async let rival = client.merchant(.post, "/v1/orders/\(id)/events", json: body, headers: racing)
+            let (oneAnswer, otherAnswer) = try await (racer, rival)
+            #expect(oneAnswer.status == .created && otherAnswer.status == .created)
+            #expect(oneAnswer.json["id"] as? Int == otherAnswer.json["id"] as? Int)
             #expect(try await client.merchant(.post, "/v1/orders/\(id)/cancel").status == .ok)
             let retry = try await client.merchant(.post, "/v1/orders/\(id)/events", json: body, headers: key)
             #expect(retry.status == .created && retry.json["id"] as? Int == eventID)
@@ -244,7 +253,7 @@ struct OrdersAPITests {
                     [id]
                 ).first!.decode(Int.self, at: 0)
             }
-            #expect(progress == 1)
+            #expect(progress == 2)  // one for each key
         }
     }
 

@@ -98,6 +98,7 @@ struct StreamHubTests {
         #expect(closed.load(ordering: .relaxed) == 1 && slowEnds.all == [.dropped])
         #expect(readerSink.ids == [1, 2, 3])
         let replaying = try hub.subscribe(orderID: "a", clientAddress: "1") { closed.add(1, ordering: .relaxed) }
+        #expect(!hub.replayCovers(replaying, through: 3))
         hub.publish(events("a", 4...6))
         #expect(closed.load(ordering: .relaxed) == 1)
         hub.publish(events("a", 7...7))  // a fourth held event: more than its buffer
@@ -116,7 +117,7 @@ struct StreamHubTests {
         let fresh = try hub.subscribe(orderID: "a", clientAddress: "1") { closed.add(1, ordering: .relaxed) }
         let early = try hub.subscribe(orderID: "b", clientAddress: "1") { closed.add(1, ordering: .relaxed) }
         defer { withExtendedLifetime((fresh, early)) {} }
-        hub.replayCovers(fresh, through: 100)
+        #expect(!hub.replayCovers(fresh, through: 100))
         hub.publish(events("a", 1...100))  // the relay, reading the order's log from its start
         hub.publish(events("a", 99...101))
         let freshSink = RecordingSink()
@@ -124,12 +125,30 @@ struct StreamHubTests {
         #expect(freshSink.ids == [101])
 
         hub.publish(events("b", 1...3))  // before the stream's start was read: held
-        hub.replayCovers(early, through: 3)
+        #expect(!hub.replayCovers(early, through: 3))
         hub.publish(events("b", 4...6))  // three held: within the buffer
         let earlySink = RecordingSink()
         #expect(hub.goLive(early, cursor: 3, sink: earlySink, onEnd: { _ in }) == .live)
         #expect(earlySink.ids == [4, 5, 6])
         #expect(closed.load(ordering: .relaxed) == 0 && hub.droppedStreams == 0)
+    }
+
+    /// Reproducer: before a stream's start was read, the relay's first read of its order (from
+    /// the beginning of a long log) still overflowed the stream's buffer and dropped it. What
+    /// overflows then is let go, and `replayCovers` tells the stream to read the log itself.
+    @Test func whatOverflowsBeforeTheStartIsLetGo() throws {
+        let hub = StreamHub(bufferSize: 3, limits: roomy)
+        let closed = Atomic<Int>(0)
+        let stream = try hub.subscribe(orderID: "a", clientAddress: "1") { closed.add(1, ordering: .relaxed) }
+        defer { withExtendedLifetime(stream) {} }
+        hub.publish(events("a", 1...100))
+        #expect(closed.load(ordering: .relaxed) == 0 && hub.openStreams == 1)
+        #expect(hub.replayCovers(stream, through: 90))
+        hub.publish(events("a", 101...101))
+        let sink = RecordingSink()
+        #expect(hub.goLive(stream, cursor: 100, sink: sink, onEnd: { _ in }) == .live)
+        #expect(sink.ids == [101])
+        #expect(hub.droppedStreams == 0)
     }
 
     /// Keepalives go only to live streams the hub wrote nothing to for a heartbeat interval, and a
