@@ -104,6 +104,7 @@ public func buildApplication(
         settings: streamSettings,
         origins: configuration.allowedOrigins,
         addresses: ClientAddressResolver(trustedProxies: configuration.trustedProxies),
+        replayDeadline: configuration.idleTimeout,
         metrics: metrics,
         now: now
     ).addRoutes(to: router)

@@ -5,6 +5,7 @@ import Hummingbird
 import HummingbirdTesting
 import NIOCore
 import PayNotifyClient
+import Postgres
 import TestSupport
 import Testing
 
@@ -15,9 +16,14 @@ private struct RawConnection: ~Copyable {
     /// How long ``receive()`` waits for the server.
     let receiveTimeout: Duration
 
-    init(port: Int, receiveTimeout: Duration) throws {
+    /// - Parameter receiveBuffer: a small one keeps the server's writes waiting for a client that
+    ///   does not read (set before connecting, so the window the server is offered stays small).
+    init(port: Int, receiveTimeout: Duration, receiveBuffer: Int32? = nil) throws {
         self.socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         self.receiveTimeout = receiveTimeout
+        if var size = receiveBuffer {
+            setsockopt(self.socket, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
@@ -141,6 +147,32 @@ struct HostileInputTests {
             let (answer, _) = try await connection.receive()
             #expect(answer.hasPrefix("HTTP/1.1 400"), "\(answer.prefix(200))")
             #expect(answer.contains(#""code":"bad_request""#), "\(answer)")
+        }
+    }
+
+    /// Reproducer: a client that did not read while its stream's replay was written held the
+    /// stream, and its place in the limits, for as long as it kept the connection open: the
+    /// hub's age and keepalive checks start when a stream is live. It now has as long as an idle
+    /// connection to take its snapshot and replay.
+    @Test func aClientThatDoesNotReadItsReplayIsCutOff() async throws {
+        try await withLiveApp(overrides: ["PAYNOTIFY_IDLE_TIMEOUT_SECONDS": "1"]) { client, database in
+            let order = try await client.createOrder()
+            // About 10 MB to replay: more than the connection's buffers hold (the kernel's may grow to 4 MB).
+            try await database.withConnection { connection in
+                try connection.execute(
+                    """
+                    INSERT INTO order_events (order_id, event, data)
+                    SELECT $1, 'ticket.note', jsonb_build_object('text', repeat('x', 400)) FROM generate_series(1, 25000)
+                    """,
+                    [order.id]
+                )
+            }
+            let connection = try RawConnection(port: client.port, receiveTimeout: .seconds(10), receiveBuffer: 4096)
+            connection.send("GET \(order.streamPath) HTTP/1.1\r\nHost: localhost\r\nLast-Event-ID: 1\r\n\r\n")
+            try await Task.sleep(for: .seconds(3))  // not reading
+            let (answer, closed) = try await connection.receive()
+            #expect(answer.hasPrefix("HTTP/1.1 200"))
+            #expect(closed)
         }
     }
 

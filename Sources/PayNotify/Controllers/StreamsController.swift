@@ -26,6 +26,8 @@ struct StreamsController {
     let settings: StreamSettings
     let origins: AllowedOrigins
     let addresses: ClientAddressResolver
+    /// How long a stream's client has to take its snapshot and replay (the server's idle timeout).
+    let replayDeadline: Duration
     let metrics: ServiceMetrics
     let now: @Sendable () -> Date
 
@@ -255,6 +257,20 @@ struct StreamsController {
         fields[.xAccelBuffering] = "no"
         // Hummingbird's own test for closing the connection after this response.
         let closesAfter = request.headers[.connection] == "close"
+        // A client that does not take its snapshot and replay would keep the stream, and its
+        // place in the limits, as long as it kept the connection (the hub's age and keepalive
+        // checks start when the stream is live): it has as long as an idle connection, then the
+        // connection closes, which fails the write the replay waits in.
+        let deadline = TimeAmount(self.replayDeadline)
+        @Sendable func startWithinDeadline(
+            _ write: (String) async throws -> Void,
+            _ sink: any StreamSink,
+            _ onEnd: @escaping @Sendable (StreamEnd) -> Void
+        ) async throws -> Bool {
+            let timer = channel.eventLoop.scheduleTask(in: deadline) { channel.close(promise: nil) }
+            defer { timer.cancel() }
+            return try await start(write, sink, onEnd)
+        }
         return Response(
             status: .ok,
             headers: fields,
@@ -281,7 +297,7 @@ struct StreamsController {
                 if closesAfter {
                     let ended = AsyncSignal()
                     defer { removeEvents() }
-                    if try await start(write, sink, { _ in ended.fire() }) { await ended.wait() }
+                    if try await startWithinDeadline(write, sink, { _ in ended.fire() }) { await ended.wait() }
                 } else {
                     // Not live (it ended at once, or `start` threw): the server's end of the
                     // response must pass, and neither handler has anything left to do.
@@ -292,7 +308,7 @@ struct StreamsController {
                             removeEvents()
                         }
                     }
-                    live = try await start(
+                    live = try await startWithinDeadline(
                         write,
                         sink,
                         { _ in
