@@ -20,17 +20,16 @@ extension OrderStore {
         idempotency: (key: String, requestHash: String)? = nil
     ) async throws -> (eventID: Int64, replayed: Bool) {
         try await self.appending { connection in
-            if let idempotency {
-                try Self.claim(idempotencyKey: idempotency.key, on: connection)
-                if let earlier = try connection.query(
-                    "SELECT request_hash, event_id FROM idempotency_keys WHERE key = $1",
-                    [idempotency.key]
-                ).first {
-                    guard try earlier.decode(String.self, at: 0) == idempotency.requestHash,
-                        let eventID = try earlier.decode(Int64?.self, at: 1)
-                    else { throw OrderStoreError.idempotencyKeyReused }
-                    return ((eventID, true), [])
-                }
+            if let idempotency,
+                let earlier = try Self.earlierRequest(
+                    idempotencyKey: idempotency.key,
+                    requestHash: idempotency.requestHash,
+                    on: connection
+                )
+            {
+                // A key that created an order is not this request's, whatever its hash.
+                guard let eventID = earlier.eventID else { throw OrderStoreError.idempotencyKeyReused }
+                return ((eventID, true), [])
             }
             guard let order = try Self.order(id: orderID, on: connection, lock: true) else {
                 throw OrderStoreError.orderNotFound
@@ -41,9 +40,12 @@ extension OrderStore {
             }
             let appended = try Self.appendEvent(orderID: orderID, name: name, data: data, on: connection)
             if let idempotency {
-                try connection.execute(
-                    "INSERT INTO idempotency_keys (key, request_hash, order_id, event_id) VALUES ($1, $2, $3, $4)",
-                    [idempotency.key, idempotency.requestHash, orderID, appended.event.id]
+                try Self.rememberKey(
+                    idempotency.key,
+                    requestHash: idempotency.requestHash,
+                    orderID: orderID,
+                    eventID: appended.event.id,
+                    on: connection
                 )
             }
             return ((appended.event.id, false), [appended])

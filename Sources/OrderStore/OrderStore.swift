@@ -62,23 +62,22 @@ public struct OrderStore: Sendable {
     public func create(_ new: NewOrder, idempotencyKey: String?, requestHash: String) async throws -> CreateOutcome {
         let id = OrderID.generate()
         return try await self.pool.withTransaction(isolation: Self.appendIsolation) { connection in
-            // Requests with the same key or merchant id queue here, so a retry racing the first
-            // attempt finds its order instead of failing on a unique constraint.
-            if let idempotencyKey { try Self.claim(idempotencyKey: idempotencyKey, on: connection) }
-            if let merchantOrderID = new.merchantOrderID {
-                try Self.claim("merchant:" + merchantOrderID, on: connection)
-            }
             if let idempotencyKey,
-                let earlier = try connection.query(
-                    "SELECT request_hash, order_id, event_id FROM idempotency_keys WHERE key = $1",
-                    [idempotencyKey]
-                ).first
+                let earlier = try Self.earlierRequest(
+                    idempotencyKey: idempotencyKey,
+                    requestHash: requestHash,
+                    on: connection
+                )
             {
                 // A key that appended an event is not this request's, whatever its hash.
-                guard try earlier.decode(String.self, at: 0) == requestHash,
-                    try earlier.decode(Int64?.self, at: 2) == nil
-                else { throw OrderStoreError.idempotencyKeyReused }
-                return .replayed(try Self.order(id: try earlier.decode(String.self, at: 1), on: connection)!)
+                guard earlier.eventID == nil else { throw OrderStoreError.idempotencyKeyReused }
+                return .replayed(try Self.order(id: earlier.orderID, on: connection)!)
+            }
+            // Requests with the same merchant id queue here, as those with the same key do in
+            // `earlierRequest`, so a retry racing the first attempt finds its order instead of
+            // failing on a unique constraint.
+            if let merchantOrderID = new.merchantOrderID {
+                try Self.claim("merchant:" + merchantOrderID, on: connection)
             }
             if let merchantOrderID = new.merchantOrderID,
                 let earlier = try connection.query(
@@ -118,25 +117,44 @@ public struct OrderStore: Sendable {
 
     // MARK: Helpers shared by the transactions
 
-    /// Waits for, then holds until the transaction ends, the lock on a request's Idempotency-Key:
-    /// requests with the same key queue here, so a retry racing the first attempt finds what it
-    /// did instead of failing on the key's unique constraint. (Keys are claimed before merchant
-    /// ids, so two requests never wait on each other.)
-    static func claim(idempotencyKey: String, on connection: Connection) throws {
+    /// What an earlier request with this Idempotency-Key did: the order it created (or found), or
+    /// the event it appended (with its order); `nil` when none came before. The key is claimed
+    /// first, until the transaction ends: requests with the same key queue there, so a retry
+    /// racing the first attempt finds what it did instead of failing on the key's unique
+    /// constraint. (Keys are claimed before merchant ids, so two requests never wait on each other.)
+    ///
+    /// - Throws: ``OrderStoreError/idempotencyKeyReused`` when the key came with another request.
+    static func earlierRequest(idempotencyKey: String, requestHash: String, on connection: Connection) throws
+        -> (orderID: String, eventID: Int64?)?
+    {
         try Self.claim("key:" + idempotencyKey, on: connection)
+        guard
+            let row = try connection.query(
+                "SELECT request_hash, order_id, event_id FROM idempotency_keys WHERE key = $1",
+                [idempotencyKey]
+            ).first
+        else { return nil }
+        guard try row.decode(String.self, at: 0) == requestHash else { throw OrderStoreError.idempotencyKeyReused }
+        return (try row.decode(String.self, at: 1), try row.decode(Int64?.self, at: 2))
     }
 
+    /// Waits for, then holds until the transaction ends, an advisory lock on `name`.
     private static func claim(_ name: String, on connection: Connection) throws {
         try connection.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", [name])
     }
 
-    private static func rememberKey(_ key: String?, requestHash: String, orderID: String, on connection: Connection)
-        throws
-    {
+    /// Remembers what a request with an Idempotency-Key did (``earlierRequest(idempotencyKey:requestHash:on:)``).
+    static func rememberKey(
+        _ key: String?,
+        requestHash: String,
+        orderID: String,
+        eventID: Int64? = nil,
+        on connection: Connection
+    ) throws {
         guard let key else { return }
         try connection.execute(
-            "INSERT INTO idempotency_keys (key, request_hash, order_id) VALUES ($1, $2, $3)",
-            [key, requestHash, orderID]
+            "INSERT INTO idempotency_keys (key, request_hash, order_id, event_id) VALUES ($1, $2, $3, $4)",
+            [key, requestHash, orderID, eventID]
         )
     }
 
