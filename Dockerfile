@@ -15,10 +15,12 @@ WORKDIR /build
 # The sources the build needs. Package.resolved is not committed (.gitignore), so dependency
 # resolution cannot get a layer of its own keyed on a lock file; the cache mount below keeps
 # checkouts and build products between builds instead. Tests/ is copied although nothing in it is
-# compiled: SwiftPM refuses a manifest whose targets' directories are missing.
+# compiled: SwiftPM refuses a manifest whose targets' directories are missing. migrations/ is
+# compiled into the binary (Sources/Storage/Migrations links to it).
 COPY Package.swift ./
 COPY Sources ./Sources
 COPY Tests ./Tests
+COPY migrations ./migrations
 
 # Build, then copy what the runtime needs out of the cache mount (which is not part of the image):
 # the binary, every SwiftPM resource bundle beside it (paynotify_PayNotify.resources must sit next
@@ -46,22 +48,21 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 
 # An unprivileged user to run as (a fixed uid, so orchestrators can check runAsNonRoot). The
-# files below stay root's: the process can read but not replace its own binary or migrations.
+# files below stay root's: the process can read but not replace its own binary.
 RUN groupadd --system --gid 10001 paynotify \
     && useradd --system --uid 10001 --gid paynotify --no-create-home --home-dir /nonexistent \
         --shell /usr/sbin/nologin paynotify
 
 WORKDIR /app
-# The binary with its resource bundle(s) and the backtracer, then the SQL migrations.
+# The binary (the SQL migrations are compiled into it) with its resource bundle(s) and the
+# backtracer.
 COPY --from=builder /staging/ /app/
-COPY migrations/ /app/migrations/
 
 # Listen on every interface (the service's default, 127.0.0.1, is unreachable from outside the
-# container), on 8080; read migrations from the image whatever the working directory; print a
-# readable backtrace on a crash, using the static backtracer copied above.
+# container), on 8080; print a readable backtrace on a crash, using the static backtracer copied
+# above.
 ENV PAYNOTIFY_HOST=0.0.0.0 \
     PAYNOTIFY_PORT=8080 \
-    PAYNOTIFY_MIGRATIONS_DIR=/app/migrations \
     SWIFT_BACKTRACE=enable=yes,sanitize=yes,threads=all,cache=no,swift-backtrace=/app/swift-backtrace-static
 
 USER 10001:10001

@@ -42,6 +42,7 @@ let package = Package(
             name: "Postgres",
             dependencies: [
                 "CLibPQ",
+                "Signatures",
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
@@ -56,9 +57,18 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "Signatures",
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "EventLog",
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "PaymentProviders",
             dependencies: [
                 "Payments",
+                "Signatures",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
@@ -67,17 +77,36 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
-            name: "OrderStore",
-            dependencies: ["Payments", "Postgres"],
+            name: "Storage",
+            dependencies: [
+                "EventLog",
+                "Payments",
+                "Postgres",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            // The schema's migrations, compiled into the binary (`Schema`): a link to the
+            // repository's top-level `migrations/`, where they are written and reviewed.
+            resources: [.embedInCode("Migrations")],
             swiftSettings: swiftSettings
         ),
         .target(
             name: "SSEGateway",
+            dependencies: ["EventLog"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "StreamingHTTP",
             dependencies: [
-                "OrderStore",
-                "Postgres",
+                "SSEGateway",
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
+                .product(name: "NIOHTTPTypesHTTP1", package: "swift-nio-extras"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -93,11 +122,14 @@ let package = Package(
         .target(
             name: "PayNotify",
             dependencies: [
-                "OrderStore",
+                "EventLog",
                 "PaymentProviders",
                 "Payments",
                 "Postgres",
                 "SSEGateway",
+                "Signatures",
+                "Storage",
+                "StreamingHTTP",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -193,6 +225,7 @@ let package = Package(
             dependencies: [
                 "PaymentProviders",
                 "Payments",
+                "Signatures",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "X509", package: "swift-certificates"),
@@ -201,13 +234,26 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
-            name: "OrderStoreTests",
-            dependencies: ["OrderStore", "Payments", "Postgres", "SSEGateway", "TestSupport"],
+            name: "StorageTests",
+            dependencies: ["EventLog", "Payments", "Postgres", "SSEGateway", "Storage", "TestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "SSEGatewayTests",
-            dependencies: ["OrderStore", "SSEGateway"],
+            dependencies: ["EventLog", "SSEGateway"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "StreamingHTTPTests",
+            dependencies: [
+                "SSEGateway",
+                "StreamingHTTP",
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -235,6 +281,7 @@ let package = Package(
             name: "PayNotifyTests",
             dependencies: [
                 "LoadGenerator",
+                "PaymentProviders",
                 "PayNotify",
                 "PayNotifyClient",
                 "SSEGateway",

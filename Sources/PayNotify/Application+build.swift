@@ -1,12 +1,14 @@
 import Crypto
+import EventLog
 public import Foundation
 public import Hummingbird
 public import Logging
-import OrderStore
 import PaymentProviders
 import Payments
 import Postgres
 import SSEGateway
+import Storage
+import StreamingHTTP
 
 /// Applies pending migrations, then assembles the whole service from its configuration: the
 /// database pool, the listener, the gateway and the HTTP routes. `paynotify serve` runs what
@@ -23,28 +25,28 @@ public func buildApplication(
     now: @escaping @Sendable () -> Date = { Date() }
 ) async throws -> some ApplicationProtocol {
     var logger = logger ?? Logger(label: "paynotify")
-    logger.logLevel = configuration.logLevel
+    logger.logLevel = configuration.log.level
 
     // Before any service starts: the expiry sweeper and the relay query the schema at once.
-    if configuration.migrateOnStart {
+    if configuration.database.migrateOnStart {
         let migrator = Migrator(
-            migrations: try Migration.load(from: URL(fileURLWithPath: configuration.migrationsDirectory)),
+            migrations: try Schema.migrations(directory: configuration.database.migrationsDirectory),
             logger: logger
         )
-        _ = try await migrator.migrate(configuration.database)
+        _ = try await migrator.migrate(configuration.database.connection)
     }
 
     let pool = ConnectionPool(
         configuration: .init(
-            connection: configuration.database,
-            maximumConnections: configuration.poolSize,
-            acquireTimeout: configuration.acquireTimeout
+            connection: configuration.database.connection,
+            maximumConnections: configuration.database.poolSize,
+            acquireTimeout: configuration.database.acquireTimeout
         ),
         logger: logger
     )
     let listener = NotificationListener(
         configuration: .init(
-            connection: configuration.database,
+            connection: configuration.database.connection,
             channels: [OrderStore.notificationChannel, OrderStore.alertChannel]
         ),
         logger: logger
@@ -52,34 +54,32 @@ public func buildApplication(
 
     // NOTIFY goes out on a connection of its own, off the webhooks' commit path (ChangeNotifier).
     let notifierPool = ConnectionPool(
-        configuration: .init(connection: configuration.database, maximumConnections: 1),
+        configuration: .init(connection: configuration.database.connection, maximumConnections: 1),
         logger: logger
     )
     let notifier = ChangeNotifier(pool: notifierPool, logger: logger)
     // The relay reads the log on a connection of its own too: behind a queue of webhooks waiting
     // for the main pool, every delivery would wait as well.
     let relayPool = ConnectionPool(
-        configuration: .init(connection: configuration.database, maximumConnections: 1),
+        configuration: .init(connection: configuration.database.connection, maximumConnections: 1),
         logger: logger
     )
-    let adapters = try webhookAdapters(configuration)
-    let tokens = StreamTokenSigner(secret: configuration.streamSecret)
-    let streamSettings = StreamSettings(retry: configuration.streamRetry)
-    let metrics = ServiceMetrics()
+    let adapters = configuration.providers.adapters
+    let tokens = StreamTokenSigner(secret: configuration.security.streamSecret)
+    let streamSettings = StreamSettings(retry: configuration.streams.retry)
+    let metrics = ServiceMetrics(
+        providers: adapters.keys.map(\.rawValue).sorted(),
+        webhookOutcomes: WebhookController.outcomes,
+        streamRefusals: StreamsController.refusalReasons
+    )
     let latency = DeliveryLatency(observer: { metrics.delivered(after: $0) })
     let hub = StreamHub(
-        bufferSize: configuration.streamBufferSize,
-        limits: StreamLimits(
-            total: configuration.maximumStreams,
-            perAddress: configuration.maximumStreamsPerAddress,
-            perOrder: configuration.maximumStreamsPerOrder
-        ),
-        heartbeat: configuration.heartbeat,
-        maximumAge: configuration.streamMaximumAge,
+        limits: configuration.limits,
+        policy: configuration.streams.policy,
         writer: ChannelBatchWriter(),
         onDelivered: { latency.record(Date().timeIntervalSince($0.createdAt)) }
     )
-    let ops = OpsFeed(limit: configuration.maximumStreams, writer: ChannelBatchWriter())
+    let ops = OpsFeed(limit: configuration.limits.total, writer: ChannelBatchWriter())
     // This instance's own commits reach its streams at once, and its alerts its ops streams; the
     // NOTIFY tells the others (and the relay here, which reads the log and fills in whatever a
     // stream did not get this way, and leaves the alerts already published).
@@ -97,14 +97,14 @@ public func buildApplication(
     HealthController(pool: pool, listener: listener).addRoutes(to: router)
     MetricsController(metrics: metrics, hub: hub, ops: ops, pool: pool, listener: listener).addRoutes(to: router)
     StreamsController(
-        streams: OrderStreams(hub: hub, store: store, settings: streamSettings),
+        streams: OrderStreams(hub: hub, log: store, settings: streamSettings),
         ops: ops,
         tokens: tokens,
-        adminTokenDigest: configuration.adminToken.map { Array(SHA256.hash(data: Array($0.utf8))) },
+        adminTokenDigest: configuration.security.adminToken.map { Array(SHA256.hash(data: Array($0.utf8))) },
         settings: streamSettings,
-        origins: configuration.allowedOrigins,
-        addresses: ClientAddressResolver(trustedProxies: configuration.trustedProxies),
-        replayDeadline: configuration.idleTimeout,
+        origins: configuration.security.allowedOrigins,
+        addresses: ClientAddressResolver(trustedProxies: configuration.security.trustedProxies),
+        replayDeadline: configuration.http.idleTimeout,
         metrics: metrics,
         now: now
     ).addRoutes(to: router)
@@ -112,7 +112,7 @@ public func buildApplication(
     let webhooks = WebhookController(
         adapters: adapters,
         store: store,
-        maximumBodyBytes: configuration.maximumBodyBytes,
+        maximumBodyBytes: configuration.http.maximumBodyBytes,
         now: now,
         counters: webhookCounters,
         metrics: metrics
@@ -122,18 +122,18 @@ public func buildApplication(
         store: store,
         tokens: tokens,
         configuredProviders: Set(adapters.keys),
-        maximumBodyBytes: configuration.maximumBodyBytes
+        maximumBodyBytes: configuration.http.maximumBodyBytes
     )
-    orders.addRoutes(to: api.group().add(middleware: MerchantAuthMiddleware(apiKeys: configuration.apiKeys)))
+    orders.addRoutes(to: api.group().add(middleware: MerchantAuthMiddleware(apiKeys: configuration.security.apiKeys)))
     var sandbox = DeliverySimulator.Credentials()
-    sandbox.sandboxSecret = configuration.sandboxSecrets.first
+    sandbox.sandboxSecret = configuration.providers.sandboxSecrets.first
     DemoController(
         enabled: configuration.demo,
         orders: orders,
         webhooks: webhooks,
         store: store,
         simulator: DeliverySimulator(credentials: sandbox),
-        maximumBodyBytes: configuration.maximumBodyBytes,
+        maximumBodyBytes: configuration.http.maximumBodyBytes,
         now: now
     ).addRoutes(to: router)
     try PagesController().addRoutes(to: router)
@@ -144,8 +144,8 @@ public func buildApplication(
         responder: responder,
         // Closes connections that send nothing, or headers a trickle at a time, for this long
         // (Hummingbird never counts a request being answered, such as a stream, as idle).
-        server: .http1(
-            configuration: .init(idleTimeout: .init(configuration.idleTimeout)),
+        server: .streamingHTTP1(
+            configuration: .init(idleTimeout: .init(configuration.http.idleTimeout)),
             streams: StreamRequests(
                 matches: StreamsController.isStreamRequest,
                 responder: responder,
@@ -154,7 +154,7 @@ public func buildApplication(
             )
         ),
         configuration: .init(
-            address: .hostname(configuration.host, port: configuration.port),
+            address: .hostname(configuration.http.host, port: configuration.http.port),
             serverName: serverName,
             backlog: listenBacklog
         ),
@@ -171,7 +171,7 @@ public func buildApplication(
             store: OrderStore(pool: relayPool, notifier: nil),
             hub: hub,
             ops: ops,
-            recoveryInterval: configuration.recoveryInterval,
+            recoveryInterval: configuration.streams.recoveryInterval,
             logger: logger
         ),
         ExpirySweeper(store: store, interval: configuration.expirySweepInterval, batchSize: 500, logger: logger),
@@ -188,7 +188,7 @@ public func buildApplication(
     logger.info(
         "configured",
         metadata: [
-            "database": "\(configuration.database)",
+            "database": "\(configuration.database.connection)",
             "providers": "\(adapters.keys.map(\.rawValue).sorted().joined(separator: ","))",
         ]
     )
@@ -202,29 +202,3 @@ public func buildApplication(
 /// thousands of them, and each dropped client waited a second or three to retry its SYN
 /// (BENCHMARKS.md, reconnect).
 let listenBacklog = 65_535
-
-/// One adapter per provider that has its secrets or keys configured (``AppConfiguration`` has
-/// checked that the keys load).
-private func webhookAdapters(_ configuration: AppConfiguration) throws -> [Provider: any WebhookAdapter] {
-    let tolerance = TimeInterval(configuration.webhookTolerance)
-    var adapters: [Provider: any WebhookAdapter] = [:]
-    if !configuration.sandboxSecrets.isEmpty {
-        adapters[.sandbox] = SandboxAdapter(secrets: configuration.sandboxSecrets, tolerance: tolerance)
-    }
-    if !configuration.stripeSecrets.isEmpty {
-        adapters[.stripe] = StripeAdapter(secrets: configuration.stripeSecrets, tolerance: tolerance)
-    }
-    if let apiV3Key = configuration.wechatPayAPIv3Key {
-        adapters[.wechatpay] = try WeChatPayAdapter(
-            platformKeyTexts: configuration.wechatPayPlatformKeys,
-            apiV3Key: apiV3Key,
-            tolerance: tolerance
-        )
-    }
-    if let key = configuration.alipayPublicKey, let appID = configuration.alipayAppID {
-        // Alipay's notifications carry no signed timestamp to hold to a window (notify_time is
-        // outside any guarantee); replays are absorbed by the inbox's unique notify_id instead.
-        adapters[.alipay] = try AlipayAdapter(publicKeyTexts: [key], appID: appID, tolerance: nil)
-    }
-    return adapters
-}

@@ -94,12 +94,13 @@ public enum AllowedOrigins: Sendable, Hashable {
     case any
     case only(Set<String>)
 
-    /// The `Access-Control-Allow-Origin` value for a request from `origin`, if it is allowed.
-    func allowOrigin(for origin: String?) -> String? {
-        guard let origin else { return nil }
+    /// Whether a page from `origin` may read streams; `false` for a request without an origin
+    /// (it is no cross-origin request).
+    func allows(_ origin: String?) -> Bool {
+        guard let origin else { return false }
         switch self {
-        case .any: return "*"
-        case .only(let origins): return origins.contains(origin) ? origin : nil
+        case .any: return true
+        case .only(let origins): return origins.contains(origin)
         }
     }
 }

@@ -9,7 +9,10 @@ import Synchronization
 /// applications in one process, as in the tests, never share counts).
 ///
 /// Events are counted as they happen; levels (open streams, the pool, the listener) are read from
-/// their owners when the metrics are scraped.
+/// their owners when the metrics are scraped. Every series known in advance (webhooks by provider
+/// and outcome, stream refusals by reason, streams opened by kind) is exported at 0 from the
+/// start, so that dashboards and alert rules see it before the first event: a `rate()` over a
+/// series that appears only with its first increment misses that increment.
 final class ServiceMetrics: Sendable {
     private let registry: PrometheusCollectorRegistry
     private let factory: PrometheusMetricsFactory
@@ -19,7 +22,11 @@ final class ServiceMetrics: Sendable {
     /// What the pulled counters had reached at the last scrape (they only grow).
     private let scraped = Mutex<(reconnects: Int, dropped: Int)>((0, 0))
 
-    init() {
+    /// - Parameters:
+    ///   - providers: the providers served: each gets its webhook series.
+    ///   - webhookOutcomes: every outcome a webhook can be counted with.
+    ///   - streamRefusals: every reason a stream request can be refused for.
+    init(providers: [String], webhookOutcomes: [String], streamRefusals: [String]) {
         let registry = PrometheusCollectorRegistry()
         self.registry = registry
         var factory = PrometheusMetricsFactory(registry: registry)
@@ -30,6 +37,14 @@ final class ServiceMetrics: Sendable {
         ]
         self.factory = factory
         self.deliveryLatency = Timer(label: "paynotify_delivery_latency_seconds", dimensions: [], factory: factory)
+        for provider in providers {
+            for outcome in webhookOutcomes { _ = self.webhookCounter(provider: provider, outcome: outcome) }
+            _ = self.webhookTimer(provider: provider)
+        }
+        for kind in ["order", "ops"] { _ = self.counter("paynotify_streams_opened_total", [("kind", kind)]) }
+        for reason in streamRefusals { _ = self.counter("paynotify_streams_refused_total", [("reason", reason)]) }
+        _ = self.counter("paynotify_listener_reconnects_total", [])
+        _ = self.counter("paynotify_streams_dropped_total", [])
     }
 
     // MARK: Counted as they happen
@@ -37,8 +52,16 @@ final class ServiceMetrics: Sendable {
     /// A webhook answered: its provider, outcome (`applied`, `duplicate`, `invalid_signature`…) and
     /// handling time.
     func webhookHandled(provider: String, outcome: String, duration: Duration) {
-        self.counter("paynotify_webhooks_total", [("provider", provider), ("outcome", outcome)]).increment()
-        let timer = self.webhookTimers.withLock { timers in
+        self.webhookCounter(provider: provider, outcome: outcome).increment()
+        self.webhookTimer(provider: provider).recordNanoseconds(duration.nanoseconds)
+    }
+
+    private func webhookCounter(provider: String, outcome: String) -> Metrics.Counter {
+        self.counter("paynotify_webhooks_total", [("provider", provider), ("outcome", outcome)])
+    }
+
+    private func webhookTimer(provider: String) -> Timer {
+        self.webhookTimers.withLock { timers in
             if let timer = timers[provider] { return timer }
             let timer = Timer(
                 label: "paynotify_webhook_duration_seconds",
@@ -48,7 +71,6 @@ final class ServiceMetrics: Sendable {
             timers[provider] = timer
             return timer
         }
-        timer.recordNanoseconds(duration.nanoseconds)
     }
 
     /// A stream (`order` or `ops`) was opened.

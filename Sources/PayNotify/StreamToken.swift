@@ -1,6 +1,6 @@
 import Crypto
 import Foundation
-import PaymentProviders
+import Signatures
 
 /// The checkout page's capability for one order's stream: an HMAC-SHA256, keyed by
 /// `PAYNOTIFY_STREAM_SECRET`, over the order id and an expiry.

@@ -1,8 +1,8 @@
 import ArgumentParser
-import Foundation
 import Logging
 import PayNotify
 import Postgres
+import Storage
 
 /// `paynotify migrate`: apply pending migrations and exit.
 struct Migrate: AsyncParsableCommand {
@@ -13,9 +13,11 @@ struct Migrate: AsyncParsableCommand {
     func run() async throws {
         let configuration = try self.settings.configuration()
         var logger = Logger(label: "paynotify")
-        logger.logLevel = configuration.logLevel
-        let migrations = try Migration.load(from: URL(fileURLWithPath: configuration.migrationsDirectory))
-        let applied = try await Migrator(migrations: migrations, logger: logger).migrate(configuration.database)
+        logger.logLevel = configuration.log.level
+        let migrations = try Schema.migrations(directory: configuration.database.migrationsDirectory)
+        let applied = try await Migrator(migrations: migrations, logger: logger).migrate(
+            configuration.database.connection
+        )
         print(applied.isEmpty ? "schema up to date" : "applied \(applied.count) migration(s)")
     }
 }

@@ -21,7 +21,7 @@ struct Serve: AsyncParsableCommand {
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: app.logger
         )
-        group.maximumGracefulShutdownDuration = configuration.shutdownGrace
+        group.maximumGracefulShutdownDuration = configuration.http.shutdownGrace
         group.maximumCancellationDuration = .seconds(5)
         try await ServiceGroup(configuration: group).run()
     }

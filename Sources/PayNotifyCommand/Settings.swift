@@ -30,16 +30,24 @@ struct Settings: ParsableArguments {
             "PAYNOTIFY_MIGRATIONS_DIR": self.migrations, "PAYNOTIFY_LOG_LEVEL": self.logLevel,
         ]
         for case (let name, let value?) in flags { environment[name] = value }
-        do {
-            let configuration = try AppConfiguration(environment: environment)
-            if configuration.logFormat == .json {
-                LoggingSystem.bootstrap { JSONLogHandler(label: $0) }
-            }
-            return configuration
-        } catch {
-            // EX_CONFIG: the process refuses to start, saying which setting is wrong.
-            FileHandle.standardError.write(Data("paynotify: configuration error: \(error)\n".utf8))
-            throw ExitCode(78)
+        let configuration = try refusingBadSettings { () throws(ConfigurationErrors) in
+            try AppConfiguration(environment: environment)
         }
+        if configuration.log.format == .json {
+            LoggingSystem.bootstrap { JSONLogHandler(label: $0) }
+        }
+        return configuration
+    }
+}
+
+/// Reads settings; when any is bad, says which, each on a line of its own, and exits with
+/// EX_CONFIG (78): the process refuses to start.
+func refusingBadSettings<T>(_ read: () throws(ConfigurationErrors) -> T) throws(ExitCode) -> T {
+    do {
+        return try read()
+    } catch {
+        let lines = error.errors.map { "paynotify: configuration error: \($0)\n" }.joined()
+        FileHandle.standardError.write(Data(lines.utf8))
+        throw ExitCode(78)
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import NIOHTTP1
+import PayNotify
 import PayNotifyClient
 import PaymentProviders
 import Payments
@@ -83,24 +84,18 @@ struct Simulate: AsyncParsableCommand {
         return Money(amount: amount, currency: currency)
     }
 
+    /// The server's provider settings, read as `serve` reads them, and the development private keys.
     private func credentials(_ environment: [String: String]) throws -> DeliverySimulator.Credentials {
-        func first(_ name: String) -> String? {
-            environment[name]?.split(separator: ",").first.map { $0.trimmingCharacters(in: .whitespaces) }
+        let providers = try refusingBadSettings { () throws(ConfigurationErrors) in
+            try AppConfiguration.Providers(environment: environment)
         }
         func privateKey(_ file: String) throws -> _RSA.Signing.PrivateKey? {
             let path = URL(fileURLWithPath: self.keys).appendingPathComponent(file).path
             guard let pem = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
             return try _RSA.Signing.PrivateKey(pemRepresentation: pem)
         }
-        var credentials = DeliverySimulator.Credentials()
-        credentials.sandboxSecret = first("PAYNOTIFY_SANDBOX_SECRETS")
-        credentials.stripeSecret = first("PAYNOTIFY_STRIPE_SECRETS")
-        credentials.wechatPaySerial = first("PAYNOTIFY_WECHATPAY_PLATFORM_KEYS")?.split(separator: "=").first.map(
-            String.init
-        )
-        credentials.wechatPayAPIv3Key = environment["PAYNOTIFY_WECHATPAY_APIV3_KEY"]
+        var credentials = providers.simulatorCredentials
         credentials.wechatPayPrivateKey = try privateKey("wechatpay-platform-private.pem")
-        credentials.alipayAppID = environment["PAYNOTIFY_ALIPAY_APP_ID"]
         credentials.alipayPrivateKey = try privateKey("alipay-private.pem")
         return credentials
     }

@@ -1,3 +1,5 @@
+import Signatures
+
 /// The fields of an `application/x-www-form-urlencoded` body, in the order sent, each name and
 /// value decoded exactly once: `+` is a space, `%XX` a byte, and the bytes must be UTF-8.
 ///

@@ -17,7 +17,7 @@ public struct WebhookRequest: Sendable {
 
 /// Why a delivery was refused before anything was recorded.
 public struct WebhookRejection: Error, Sendable, Hashable, CustomStringConvertible {
-    public enum Reason: String, Sendable, Hashable {
+    public enum Reason: String, Sendable, Hashable, CaseIterable {
         /// A required header is missing or malformed.
         case missingSignature = "missing_signature"
         /// No configured secret or key produced the signature.

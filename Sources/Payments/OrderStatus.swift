@@ -22,9 +22,6 @@ public enum OrderStatus: String, Sendable, Hashable, CaseIterable, Codable {
         case .pending, .processing, .refunded: false
         }
     }
-
-    /// True once money has been taken (and possibly given back).
-    public var isPaid: Bool { self == .succeeded || self == .refunded }
 }
 
 /// The payment providers the service takes webhooks from.

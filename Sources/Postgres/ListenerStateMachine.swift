@@ -10,9 +10,9 @@
 /// ```
 ///
 /// The ``NotificationListener`` feeds it what happened and performs the action it returns.
-public struct ListenerStateMachine: Sendable {
+package struct ListenerStateMachine: Sendable {
     /// Where the listener is.
-    public enum State: Sendable, Hashable {
+    package enum State: Sendable, Hashable {
         /// Not started.
         case idle
         /// Opening the connection and issuing `LISTEN`; `attempt` counts the failures since the last success.
@@ -26,7 +26,7 @@ public struct ListenerStateMachine: Sendable {
     }
 
     /// What the listener must do next.
-    public enum Action: Sendable, Hashable {
+    package enum Action: Sendable, Hashable {
         /// Open a connection and `LISTEN` on every channel.
         case connect
         /// Tell the consumer that notifications may have been missed, then wait for new ones.
@@ -37,14 +37,14 @@ public struct ListenerStateMachine: Sendable {
         case stop
     }
 
-    public private(set) var state: State = .idle
-    public let backoff: Backoff
+    package private(set) var state: State = .idle
+    package let backoff: Backoff
 
-    public init(backoff: Backoff) {
+    package init(backoff: Backoff) {
         self.backoff = backoff
     }
 
-    public mutating func start() -> Action {
+    package mutating func start() -> Action {
         guard case .idle = self.state else { preconditionFailure("Invalid state: \(self.state)") }
         self.state = .connecting(attempt: 0)
         return .connect
@@ -54,7 +54,7 @@ public struct ListenerStateMachine: Sendable {
     ///
     /// A gap is reported on the first start too: a consumer may have started tracking state before
     /// the `LISTEN` took effect, and what happened in between was never heard.
-    public mutating func connectSucceeded() -> Action {
+    package mutating func connectSucceeded() -> Action {
         switch self.state {
         case .connecting:
             self.state = .listening
@@ -66,7 +66,7 @@ public struct ListenerStateMachine: Sendable {
         }
     }
 
-    public mutating func connectFailed() -> Action {
+    package mutating func connectFailed() -> Action {
         switch self.state {
         case .connecting(let attempt):
             self.state = .backingOff(attempt: attempt + 1)
@@ -80,7 +80,7 @@ public struct ListenerStateMachine: Sendable {
 
     /// The listening connection broke. The first reconnect is immediate: every moment without a
     /// listener widens the gap the consumer has to re-read.
-    public mutating func connectionLost() -> Action {
+    package mutating func connectionLost() -> Action {
         switch self.state {
         case .listening:
             self.state = .connecting(attempt: 0)
@@ -92,7 +92,7 @@ public struct ListenerStateMachine: Sendable {
         }
     }
 
-    public mutating func backoffElapsed() -> Action {
+    package mutating func backoffElapsed() -> Action {
         switch self.state {
         case .backingOff(let attempt):
             self.state = .connecting(attempt: attempt)
@@ -105,7 +105,7 @@ public struct ListenerStateMachine: Sendable {
     }
 
     /// Valid in every state; stopping twice is harmless.
-    public mutating func shutdownRequested() -> Action {
+    package mutating func shutdownRequested() -> Action {
         self.state = .stopped
         return .stop
     }

@@ -1,5 +1,6 @@
 import Crypto
 public import Foundation
+import Signatures
 
 /// One schema change: a file `NNNN_name.sql` whose number orders it and whose SHA-256 checksum
 /// proves, once applied, that it has not been edited since.
@@ -14,36 +15,47 @@ public struct Migration: Sendable, Hashable {
         self.version = version
         self.name = name
         self.sql = sql
-        self.checksum = SHA256.hash(data: Array(sql.utf8)).map { byteHex($0) }.joined()
+        self.checksum = hexString(SHA256.hash(data: Array(sql.utf8)))
     }
 
     /// Reads every `NNNN_name.sql` file of a directory, in version order.
     ///
-    /// - Throws: ``PostgresError/Kind/migration`` for an unreadable directory, a `.sql` file whose
-    ///   name does not follow the pattern, or two files with the same number.
+    /// - Throws: ``PostgresError/Kind/migration`` for an unreadable directory or file, and as
+    ///   ``load(files:)`` does.
     public static func load(from directory: URL) throws(PostgresError) -> [Migration] {
-        let names: [String]
-        do {
-            names = try FileManager.default.contentsOfDirectory(atPath: directory.path)
-        } catch {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory.path) else {
             throw PostgresError(
                 kind: .migration,
-                message: "cannot read migrations directory \(directory.path): \(error)"
+                message: "cannot read the migrations directory \(directory.path): it does not exist or is not readable"
             )
         }
+        var files: [(name: String, bytes: [UInt8])] = []
+        for fileName in names where fileName.hasSuffix(".sql") {
+            let path = directory.appendingPathComponent(fileName).path
+            guard let data = FileManager.default.contents(atPath: path) else {
+                throw PostgresError(kind: .migration, message: "cannot read migration file \(path)")
+            }
+            files.append((fileName, Array(data)))
+        }
+        return try Self.load(files: files)
+    }
+
+    /// The migrations of `NNNN_name.sql` files given by name and bytes (read from a directory, or
+    /// built into the binary), in version order.
+    ///
+    /// - Throws: ``PostgresError/Kind/migration`` for a file whose name does not follow the
+    ///   pattern, one that is not UTF-8, or two files with the same number.
+    public static func load(files: [(name: String, bytes: [UInt8])]) throws(PostgresError) -> [Migration] {
         var migrations: [Migration] = []
-        for fileName in names.sorted() where fileName.hasSuffix(".sql") {
-            guard let (version, name) = Self.parse(fileName: fileName) else {
+        for file in files.sorted(by: { $0.name < $1.name }) {
+            guard let (version, name) = Self.parse(fileName: file.name) else {
                 throw PostgresError(
                     kind: .migration,
-                    message: "migration file \(fileName) is not named NNNN_name.sql"
+                    message: "migration file \(file.name) is not named NNNN_name.sql"
                 )
             }
-            let url = directory.appendingPathComponent(fileName)
-            guard let data = FileManager.default.contents(atPath: url.path),
-                let sql = String(data: data, encoding: .utf8)
-            else {
-                throw PostgresError(kind: .migration, message: "cannot read migration file \(url.path) as UTF-8")
+            guard let sql = String(validating: file.bytes, as: UTF8.self) else {
+                throw PostgresError(kind: .migration, message: "migration file \(file.name) is not UTF-8")
             }
             if let twin = migrations.first(where: { $0.version == version }) {
                 throw PostgresError(
@@ -67,9 +79,4 @@ public struct Migration: Sendable, Hashable {
         }
         return (version, String(name))
     }
-}
-
-private func byteHex(_ byte: UInt8) -> String {
-    let digits = Array("0123456789abcdef")
-    return String([digits[Int(byte >> 4)], digits[Int(byte & 0x0f)]])
 }

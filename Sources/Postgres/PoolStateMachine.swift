@@ -7,9 +7,9 @@ import DequeModule
 /// A *slot* is the right to hold one connection; at most `maximumConnections` are lent at once. A
 /// lent slot may come with an idle connection, or empty, in which case its holder opens one.
 /// Generic over the connection and waiter types so tests drive it without IO.
-public struct PoolStateMachine<Connection, Waiter> {
+package struct PoolStateMachine<Connection, Waiter> {
     /// The result of asking for a slot.
-    public enum LeaseAction {
+    package enum LeaseAction {
         /// Use this slot now: with an idle connection, or `nil` to open a new one.
         case lease(Connection?)
         /// No slot is free; wait with a waiter (returned only when none was given).
@@ -21,7 +21,7 @@ public struct PoolStateMachine<Connection, Waiter> {
     }
 
     /// The result of giving a slot back.
-    public enum ReleaseAction {
+    package enum ReleaseAction {
         /// Hand the slot (with the connection, or `nil` to open a new one) to this waiter.
         case handOver(Connection?, to: Waiter)
         /// Nothing to do: the connection went idle, or the empty slot was freed.
@@ -31,7 +31,7 @@ public struct PoolStateMachine<Connection, Waiter> {
     }
 
     /// The result of a waiter giving up (timeout or cancellation).
-    public enum AbandonAction {
+    package enum AbandonAction {
         /// Fail this waiter.
         case fail(Waiter)
         /// The waiter was served already; its lease is on the way.
@@ -39,14 +39,14 @@ public struct PoolStateMachine<Connection, Waiter> {
     }
 
     /// What shutting down requires.
-    public struct ShutdownAction {
+    package struct ShutdownAction {
         /// Idle connections to close.
-        public var close: [Connection]
+        package var close: [Connection]
         /// Waiters to fail.
-        public var fail: [Waiter]
+        package var fail: [Waiter]
     }
 
-    public let maximumConnections: Int
+    package let maximumConnections: Int
     private var idle: [Connection] = []
     private var waiters: Deque<(id: Int, waiter: Waiter)> = []
     private var lent = 0
@@ -54,16 +54,16 @@ public struct PoolStateMachine<Connection, Waiter> {
     private var isStarted = false
     private var isShutDown = false
 
-    public init(maximumConnections: Int) {
+    package init(maximumConnections: Int) {
         precondition(maximumConnections > 0, "a pool needs at least one connection")
         self.maximumConnections = maximumConnections
     }
 
     /// Connections lent out, idle, and callers waiting.
-    public var counts: (lent: Int, idle: Int, waiting: Int) { (self.lent, self.idle.count, self.waiters.count) }
+    package var counts: (lent: Int, idle: Int, waiting: Int) { (self.lent, self.idle.count, self.waiters.count) }
 
     /// The pool starts running: waiters queued before now get empty slots, up to the maximum.
-    public mutating func started() -> [Waiter] {
+    package mutating func started() -> [Waiter] {
         precondition(!self.isStarted, "started twice")
         self.isStarted = true
         var served: [Waiter] = []
@@ -75,7 +75,7 @@ public struct PoolStateMachine<Connection, Waiter> {
     }
 
     /// A caller wants a slot. Without a waiter it learns whether it must wait; with one it is queued.
-    public mutating func leaseRequested(id: Int, waiter: Waiter?) -> LeaseAction {
+    package mutating func leaseRequested(id: Int, waiter: Waiter?) -> LeaseAction {
         guard !self.isShutDown else { return .fail(waiter) }
         // Only the caller that reached the queue first may take a slot that frees up; a newcomer
         // jumps no queue.
@@ -95,7 +95,7 @@ public struct PoolStateMachine<Connection, Waiter> {
     }
 
     /// A holder gives its slot back, with its connection when that is still good.
-    public mutating func released(_ connection: Connection?) -> ReleaseAction {
+    package mutating func released(_ connection: Connection?) -> ReleaseAction {
         precondition(self.lent > 0, "released a slot that was never lent")
         if self.isShutDown {
             self.lent -= 1
@@ -110,13 +110,13 @@ public struct PoolStateMachine<Connection, Waiter> {
     }
 
     /// A queued waiter stops waiting (its timeout passed, or its task was cancelled).
-    public mutating func abandoned(id: Int) -> AbandonAction {
+    package mutating func abandoned(id: Int) -> AbandonAction {
         guard let index = self.waiters.firstIndex(where: { $0.id == id }) else { return .none }
         return .fail(self.waiters.remove(at: index).waiter)
     }
 
     /// The pool is shutting down: idle connections close, waiters fail, lent ones close on release.
-    public mutating func shutdown() -> ShutdownAction {
+    package mutating func shutdown() -> ShutdownAction {
         self.isShutDown = true
         defer {
             self.idle.removeAll()

@@ -1,10 +1,16 @@
-public import OrderStore
+public import EventLog
 import Synchronization
 
 /// Broadcasts ops events (`alert`, `stats`) to every open ops stream on this instance, written
 /// straight to each stream's ``StreamSink`` like ``StreamHub`` does: each event is encoded once,
 /// no task wakes per stream, and a stream whose client does not read is dropped (its `onOverflow`
 /// closes the connection) instead of slowing the broadcast.
+///
+/// Its streams are admitted and registered as the order streams are (a ``StreamRegistry``, with
+/// a total limit only), and each one's life is a ``StreamStateMachine`` that has nothing to
+/// replay: it goes live once its `retry:` is written, or ends with a short `retry:` if the server
+/// began stopping meanwhile. A broadcast goes to every live stream and is not the machines'
+/// business: ops events are neither ordered per stream nor resumed.
 ///
 /// Live streams are kept sorted by their writer's broadcast group (an event loop, in the server)
 /// as they go live and leave, so a broadcast hands each group its sinks as they are, without
@@ -18,9 +24,10 @@ public final class OpsFeed: Sendable {
     }
 
     private struct Stream {
+        var machine: StreamStateMachine
         let onOverflow: @Sendable () -> Void
+        /// Set as it goes live.
         var live: (sink: any StreamSink, onEnd: @Sendable (StreamEnd) -> Void)?
-        var endRequested = false
     }
 
     /// The live streams of one broadcast group, in no particular order: `ids[i]` is `sinks[i]`'s.
@@ -46,11 +53,10 @@ public final class OpsFeed: Sendable {
     }
 
     private struct State {
-        var streams: [Int: Stream] = [:]
+        var streams: StreamRegistry<Stream>
         var groups: [ObjectIdentifier?: Group] = [:]
         /// Where each live stream is in its group.
         var places: [Int: (group: ObjectIdentifier?, index: Int)] = [:]
-        var nextID = 0
 
         mutating func addLive(id: Int, sink: any StreamSink, group: ObjectIdentifier?) {
             self.places[id] = (group, self.groups[group, default: Group()].append(id: id, sink: sink))
@@ -63,7 +69,7 @@ public final class OpsFeed: Sendable {
             {
                 self.places[moved] = (group, index)
             }
-            return self.streams.removeValue(forKey: id)
+            return self.streams.remove(id)?.entry
         }
     }
 
@@ -71,7 +77,7 @@ public final class OpsFeed: Sendable {
     public let limit: Int
     /// The `retry:` written to every ops stream when the server stops.
     public let shutdownRetry: Duration
-    private let state = Mutex(State())
+    private let state: Mutex<State>
     private let writer: any StreamBatchWriter
     /// The alerts published lately: an alert goes out once, from this instance's commit or from
     /// its NOTIFY, whichever comes first.
@@ -85,41 +91,51 @@ public final class OpsFeed: Sendable {
         self.limit = limit
         self.shutdownRetry = shutdownRetry
         self.writer = writer
+        self.state = Mutex(State(streams: StreamRegistry(limits: .total(limit))))
     }
 
-    public func subscribe(onOverflow: @escaping @Sendable () -> Void) throws(StreamRefusal) -> Subscription {
-        let admitted = self.state.withLock { state -> Int? in
-            guard state.streams.count < self.limit else { return nil }
-            defer { state.nextID += 1 }
-            state.streams[state.nextID] = Stream(onOverflow: onOverflow)
-            return state.nextID
+    public func subscribe(
+        onOverflow: @escaping @Sendable () -> Void,
+        now: ContinuousClock.Instant = .now
+    ) throws(StreamRefusal) -> Subscription {
+        let stream = Stream(machine: StreamStateMachine(openedAt: now), onOverflow: onOverflow)
+        let admitted = self.state.withLock { state in
+            Result { () throws(StreamRefusal) in try state.streams.admit(key: nil, address: nil, stream) }
         }
-        guard let id = admitted else { throw .instanceFull }
+        let id = try admitted.get()
         return Subscription(id: id, registration: Registration(id: id, owner: self))
     }
 
     /// From now on events go to `sink`, until the stream ends; `false` if it ended already (the
     /// server is stopping, or it is gone) and `onEnd` will not be called.
-    public func goLive(
+    package func goLive(
         _ subscription: Subscription,
         sink: any StreamSink,
         onEnd: @escaping @Sendable (StreamEnd) -> Void
     ) -> Bool {
         let group = self.writer.group(of: sink)
-        let endNow = self.state.withLock { state -> Bool? in
-            guard var stream = state.streams[subscription.id] else { return false }
-            if stream.endRequested {
-                state.streams[subscription.id] = nil
-                return true
+        let action = self.state.withLock { state -> StreamStateMachine.GoLiveAction in
+            let id = subscription.id
+            guard let action = state.streams.update(id, { $0.machine.replayFinished(quietSince: .now) }) else {
+                return .ended(.cancelled)
             }
-            stream.live = (sink, onEnd)
-            state.streams[subscription.id] = stream
-            state.addLive(id: subscription.id, sink: sink, group: group)
-            return nil
+            if case .goLive = action {
+                state.streams.update(id) { $0.live = (sink, onEnd) }
+                state.addLive(id: id, sink: sink, group: group)
+            } else {
+                _ = state.remove(id: id)
+            }
+            return action
         }
-        guard let endNow else { return true }
-        if endNow { _ = sink.send(ServerSentEventEncoder.retry(self.shutdownRetry)) }
-        return false
+        switch action {
+        case .goLive:
+            return true
+        case .writeRetryAndEnd:
+            _ = sink.send(ServerSentEventEncoder.retry(self.shutdownRetry))
+            return false
+        case .ended, .writeAndFinish:
+            return false
+        }
     }
 
     public func unsubscribe(_ subscription: Subscription) {
@@ -129,14 +145,9 @@ public final class OpsFeed: Sendable {
     /// Ends one stream with a short `retry:` (the server is stopping).
     public func end(_ subscription: Subscription) {
         let live = self.state.withLock { state -> (any StreamSink, @Sendable (StreamEnd) -> Void)? in
-            guard var stream = state.streams[subscription.id] else { return nil }
-            guard let live = stream.live else {
-                stream.endRequested = true
-                state.streams[subscription.id] = stream
-                return nil
-            }
-            _ = state.remove(id: subscription.id)
-            return live
+            guard state.streams.update(subscription.id, { $0.machine.shutdownRequested() }) == .writeRetryAndEnd
+            else { return nil }
+            return state.remove(id: subscription.id)?.live
         }
         guard let (sink, onEnd) = live else { return }
         _ = sink.send(ServerSentEventEncoder.retry(self.shutdownRetry))
@@ -173,13 +184,19 @@ public final class OpsFeed: Sendable {
     public var openStreams: Int { self.state.withLock { $0.streams.count } }
 
     fileprivate func remove(id: Int) {
-        let removed = self.state.withLock { $0.remove(id: id) }
+        let removed = self.state.withLock { state -> Stream? in
+            guard state.streams.update(id, { $0.machine.cancelled() }) != nil else { return nil }
+            return state.remove(id: id)
+        }
         removed?.live?.onEnd(.cancelled)
     }
 
     /// Ends a stream whose client does not read.
     private func drop(id: Int) {
-        let dropped = self.state.withLock { $0.remove(id: id) }
+        let dropped = self.state.withLock { state -> Stream? in
+            guard state.streams.update(id, { $0.machine.writeRefused() }) != nil else { return nil }
+            return state.remove(id: id)
+        }
         dropped?.onOverflow()
         dropped?.live?.onEnd(.dropped)
     }

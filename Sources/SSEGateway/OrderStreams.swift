@@ -1,4 +1,4 @@
-public import OrderStore
+public import EventLog
 
 /// What order and ops streams open with.
 public struct StreamSettings: Sendable, Hashable {
@@ -29,12 +29,12 @@ public struct OrderStreams: Sendable {
     }
 
     public let hub: StreamHub
-    let store: OrderStore
+    let log: any OrderLog
     let settings: StreamSettings
 
-    public init(hub: StreamHub, store: OrderStore, settings: StreamSettings) {
+    public init(hub: StreamHub, log: any OrderLog, settings: StreamSettings) {
         self.hub = hub
-        self.store = store
+        self.log = log
         self.settings = settings
     }
 
@@ -61,10 +61,9 @@ public struct OrderStreams: Sendable {
             throw StreamOpeningError.refused(error)
         }
         do {
-            guard let start = try await self.store.streamStart(orderID: orderID) else {
+            guard let start = try await self.log.streamStart(orderID: orderID) else {
                 throw StreamOpeningError.orderNotFound
             }
-            let letGo = self.hub.replayCovers(subscription, through: start.latestEventID)
             let snapshot: ServerSentEvent?
             let cursor: Int64
             if let lastEventID, lastEventID <= start.latestEventID {
@@ -85,12 +84,17 @@ public struct OrderStreams: Sendable {
                 cursor = start.finishEventID.map { $0 - 1 } ?? start.latestEventID
                 snapshot = ServerSentEvent(id: String(cursor), event: "status", data: start.status)
             }
+            let readsLog = self.hub.startRead(
+                subscription,
+                cursor: cursor,
+                latestEventID: start.latestEventID,
+                finishEventID: start.finishEventID
+            )
             return .stream(
                 OrderStreamSession(
                     subscription: subscription,
                     cursor: cursor,
-                    logHoldsMore: cursor < start.latestEventID || letGo,
-                    finishEventID: start.finishEventID,
+                    readsLog: readsLog,
                     snapshot: snapshot,
                     streams: self
                 )
@@ -104,20 +108,18 @@ public struct OrderStreams: Sendable {
 
 /// One open order stream: writes the snapshot and replays the log itself, then hands the stream
 /// to the hub, which writes its live events, keepalives and parting `retry:` directly, until
-/// `finish`, the stream's maximum age, the server's shutdown or the client's departure.
+/// `finish`, the stream's maximum age, the server's shutdown or the client's departure. What the
+/// replay writes, and when the stream ends, the hub's ``StreamStateMachine`` decides.
 ///
 /// The session holds the stream's registration: keep it until the stream ends (dropping it
 /// unsubscribes).
 public struct OrderStreamSession: Sendable {
     let subscription: StreamHub.Subscription
     let cursor: Int64
-    /// Whether the replay reads the log: it held events above the cursor when the stream started,
-    /// or the hub let events go before then (``StreamHub/replayCovers(_:through:)``). When neither
-    /// (a fresh stream's snapshot is the log's newest id), the replay has nothing to read: anything
-    /// committed since was published to the hub, which holds it for the stream.
-    let logHoldsMore: Bool
-    /// The order's last `finish` when the stream started (``StreamStart/finishEventID``).
-    let finishEventID: Int64?
+    /// Whether the replay reads the log (``StreamStateMachine/StartAction``): when it does not (a
+    /// fresh stream's snapshot is the log's newest id), anything committed since was published
+    /// to the hub, which holds it for the stream.
+    let readsLog: Bool
     let snapshot: ServerSentEvent?
     let streams: OrderStreams
 
@@ -134,36 +136,25 @@ public struct OrderStreamSession: Sendable {
     ) async throws -> StreamEnd? {
         let settings = self.streams.settings
         let hub = self.streams.hub
-        var machine = OrderStreamStateMachine(cursor: self.cursor)
         do {
             try await write(
                 ServerSentEventEncoder.retry(settings.retry) + (self.snapshot.map(ServerSentEventEncoder.encode) ?? "")
             )
             var after = self.cursor
-            while self.logHoldsMore {
-                let page = try await self.streams.store.events(
+            while self.readsLog {
+                let page = try await self.streams.log.events(
                     orderID: self.subscription.orderID,
                     after: after,
                     limit: settings.replayBatchSize
                 )
-                var text = ""
-                // A `finish` below the order's last is superseded (a payment after the order had
-                // ended) and not sent: the last is the start's, or a later one in this page,
-                // committed since the start was read.
-                let lastFinish = max(self.finishEventID ?? 0, page.last(where: \.isFinish)?.id ?? 0)
-                for event in page
-                where !(event.isFinish && event.id < lastFinish)
-                    && machine.eventArrived(id: event.id, isFinish: event.isFinish) != .drop
-                {
-                    text += ServerSentEventEncoder.encode(
-                        ServerSentEvent(id: String(event.id), event: event.name, data: event.data)
-                    )
-                    if machine.isEnded { break }
-                }
-                if !text.isEmpty { try await write(text) }
-                guard !machine.isEnded else {  // `finish` was in the replay
-                    hub.unsubscribe(self.subscription)
+                switch hub.replayRead(self.subscription, page) {
+                case .write(let events):
+                    if !events.isEmpty { try await write(ServerSentEventEncoder.encode(events)) }
+                case .writeAndFinish(let events):
+                    try await write(ServerSentEventEncoder.encode(events))
                     return .finished
+                case .stop(let end):
+                    return end
                 }
                 guard page.count == settings.replayBatchSize, let last = page.last else { break }
                 after = last.id
@@ -172,7 +163,7 @@ public struct OrderStreamSession: Sendable {
             hub.unsubscribe(self.subscription)
             throw error
         }
-        switch hub.goLive(self.subscription, cursor: machine.lastSent!, sink: sink, onEnd: onEnd) {
+        switch hub.replayFinished(self.subscription, sink: sink, onEnd: onEnd) {
         case .live: return nil
         case .ended(let end): return end
         }

@@ -1,3 +1,5 @@
+import EventLog
+
 /// One Server-Sent Event, as the WHATWG HTML standard's `text/event-stream` defines it.
 public struct ServerSentEvent: Sendable, Hashable {
     /// The event's id: what the browser sends back as `Last-Event-ID` when it reconnects.
@@ -24,8 +26,8 @@ public struct ServerSentEvent: Sendable, Hashable {
 /// - `id` and `event` are single-line fields: CR, LF and NUL are stripped from them (a browser drops
 ///   an id holding NUL, and a line break would start a new field). Our ids are numbers and our event
 ///   names are validated, so stripping is a last line of defence, never a normal path.
-public enum ServerSentEventEncoder {
-    public static func encode(_ event: ServerSentEvent) -> String {
+package enum ServerSentEventEncoder {
+    package static func encode(_ event: ServerSentEvent) -> String {
         var text = ""
         if let retry = event.retry { text += Self.retryField(retry) }
         if let id = event.id { text += "id: \(Self.singleLine(id))\n" }
@@ -35,12 +37,12 @@ public enum ServerSentEventEncoder {
     }
 
     /// A comment line, ignored by clients: what keeps an idle stream alive through proxies.
-    public static func comment(_ text: String) -> String {
+    package static func comment(_ text: String) -> String {
         Self.lines(text).map { ": \($0)\n" }.joined() + "\n"
     }
 
     /// Only a `retry:` field: how long the client waits before reconnecting.
-    public static func retry(_ delay: Duration) -> String {
+    package static func retry(_ delay: Duration) -> String {
         Self.retryField(delay) + "\n"
     }
 
@@ -96,5 +98,16 @@ public enum LastEventID {
     public struct Malformed: Error, Sendable, Hashable {
         /// The start of what was sent, for the error message.
         public let text: String
+    }
+}
+
+extension ServerSentEventEncoder {
+    /// An order's event as its streams send it: `id:` is the log's id, `event:` its name.
+    static func encode(_ event: OrderEvent) -> String {
+        Self.encode(ServerSentEvent(id: String(event.id), event: event.name, data: event.data))
+    }
+
+    static func encode(_ events: some Sequence<OrderEvent>) -> String {
+        events.map { Self.encode($0) }.joined()
     }
 }

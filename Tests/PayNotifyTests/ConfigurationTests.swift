@@ -1,5 +1,7 @@
 import Foundation
 import PayNotify
+import PaymentProviders
+import Payments
 import Testing
 import _CryptoExtras
 
@@ -14,27 +16,29 @@ struct ConfigurationTests {
     /// Defaults apply when only the database is given.
     @Test func defaults() throws {
         let configuration = try AppConfiguration(environment: self.valid)
-        #expect(configuration.host == "127.0.0.1")
-        #expect(configuration.port == 8080)
-        #expect(configuration.poolSize == 10)
-        #expect(configuration.acquireTimeout == .seconds(5))
-        #expect(configuration.migrateOnStart)
+        #expect(configuration.http.host == "127.0.0.1")
+        #expect(configuration.http.port == 8080)
+        #expect(configuration.database.poolSize == 10)
+        #expect(configuration.database.acquireTimeout == .seconds(5))
+        #expect(configuration.database.migrateOnStart)
+        #expect(configuration.database.migrationsDirectory == nil)
+        #expect(configuration.providers.adapters.isEmpty)
     }
 
     /// A missing database URL is refused, naming DATABASE_URL.
     @Test func missingDatabaseURLIsNamed() {
         var environment = self.valid
         environment["DATABASE_URL"] = nil
-        let error = #expect(throws: ConfigurationError.self) { try AppConfiguration(environment: environment) }
-        #expect(error?.setting == "DATABASE_URL")
+        let error = #expect(throws: ConfigurationErrors.self) { try AppConfiguration(environment: environment) }
+        #expect(error?.errors.map(\.setting) == ["DATABASE_URL"])
     }
 
     /// A bad URL is refused, naming DATABASE_URL, without repeating the password.
     @Test func badDatabaseURLIsNamedWithoutItsSecret() {
         var environment = self.valid
         environment["DATABASE_URL"] = "postgres://payer:hunter2-secret@db:notaport/pay"
-        let error = #expect(throws: ConfigurationError.self) { try AppConfiguration(environment: environment) }
-        #expect(error?.setting == "DATABASE_URL")
+        let error = #expect(throws: ConfigurationErrors.self) { try AppConfiguration(environment: environment) }
+        #expect(error?.errors.map(\.setting) == ["DATABASE_URL"])
         #expect(error.map { !"\($0)".contains("hunter2-secret") } ?? false)
     }
 
@@ -47,9 +51,9 @@ struct ConfigurationTests {
     func invalidValuesAreNamed(setting: String, value: String) {
         var environment = self.valid
         environment[setting] = value
-        let error = #expect(throws: ConfigurationError.self) { try AppConfiguration(environment: environment) }
-        #expect(error?.setting == setting)
-        #expect(error?.message.contains(value) == true)
+        let error = #expect(throws: ConfigurationErrors.self) { try AppConfiguration(environment: environment) }
+        #expect(error?.errors.map(\.setting) == [setting])
+        #expect(error?.errors.first?.message.contains(value) == true)
     }
 }
 
@@ -63,8 +67,8 @@ extension ConfigurationTests {
     func secretsAreChecked(setting: String, value: String?) {
         var environment = self.valid
         environment[setting] = value
-        let error = #expect(throws: ConfigurationError.self) { try AppConfiguration(environment: environment) }
-        #expect(error?.setting == setting)
+        let error = #expect(throws: ConfigurationErrors.self) { try AppConfiguration(environment: environment) }
+        #expect(error?.errors.map(\.setting) == [setting])
         if let value, value.count > 3 { #expect(error.map { !"\($0)".contains(value) } ?? false) }
     }
 
@@ -74,9 +78,10 @@ extension ConfigurationTests {
         environment["PAYNOTIFY_API_KEYS"] = "merchant-key-aaaaaaaaaa, merchant-key-bbbbbbbbbb"
         environment["PAYNOTIFY_SANDBOX_SECRETS"] = "secret-one,secret-two"
         let configuration = try AppConfiguration(environment: environment)
-        #expect(configuration.apiKeys == ["merchant-key-aaaaaaaaaa", "merchant-key-bbbbbbbbbb"])
-        #expect(configuration.sandboxSecrets == ["secret-one", "secret-two"])
-        #expect(configuration.stripeSecrets.isEmpty)
+        #expect(configuration.security.apiKeys == ["merchant-key-aaaaaaaaaa", "merchant-key-bbbbbbbbbb"])
+        #expect(configuration.providers.sandboxSecrets == ["secret-one", "secret-two"])
+        #expect(configuration.providers.stripeSecrets.isEmpty)
+        #expect(Set(configuration.providers.adapters.keys) == [.sandbox])
     }
 }
 
@@ -93,18 +98,56 @@ extension ConfigurationTests {
         var environment = self.valid
         environment["PAYNOTIFY_ALIPAY_APP_ID"] = "2021000000000000"
         environment["PAYNOTIFY_ALIPAY_PUBLIC_KEY"] = base64
-        #expect(try AppConfiguration(environment: environment).alipayPublicKey == base64)
+        #expect(try AppConfiguration(environment: environment).providers.alipay?.publicKey == base64)
 
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("alipay-\(UUID().uuidString).pem")
         try key.pemRepresentation.write(to: file, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(at: file) }
         environment["PAYNOTIFY_ALIPAY_PUBLIC_KEY"] = file.path
-        #expect(try AppConfiguration(environment: environment).alipayPublicKey == key.pemRepresentation)
+        #expect(try AppConfiguration(environment: environment).providers.alipay?.publicKey == key.pemRepresentation)
 
         environment["PAYNOTIFY_ALIPAY_PUBLIC_KEY"] = "/no/such/alipay.pem"
-        let error = #expect(throws: ConfigurationError.self) { try AppConfiguration(environment: environment) }
-        #expect(error?.setting == "PAYNOTIFY_ALIPAY_PUBLIC_KEY")
+        let error = #expect(throws: ConfigurationErrors.self) { try AppConfiguration(environment: environment) }
+        #expect(error?.errors.map(\.setting) == ["PAYNOTIFY_ALIPAY_PUBLIC_KEY"])
         environment["PAYNOTIFY_ALIPAY_PUBLIC_KEY"] = nil
-        #expect(throws: ConfigurationError.self) { try AppConfiguration(environment: environment) }
+        #expect(throws: ConfigurationErrors.self) { try AppConfiguration(environment: environment) }
+    }
+}
+
+extension ConfigurationTests {
+    /// Every bad setting is named in one run, in the order they are read, each once; a good one
+    /// beside them is not.
+    @Test func everyBadSettingIsNamedAtOnce() {
+        var environment = self.valid
+        environment["DATABASE_URL"] = nil
+        environment["PAYNOTIFY_PORT"] = "eighty"
+        environment["PAYNOTIFY_STREAM_SECRET"] = "short"
+        environment["PAYNOTIFY_TRUSTED_PROXIES"] = "10.0.0.0/99"
+        environment["PAYNOTIFY_WECHATPAY_APIV3_KEY"] = "0123456789abcdef0123456789abcdef"
+        environment["PAYNOTIFY_LOG_LEVEL"] = "loud"
+        environment["PAYNOTIFY_HEARTBEAT_SECONDS"] = "20"
+        let error = #expect(throws: ConfigurationErrors.self) { try AppConfiguration(environment: environment) }
+        #expect(
+            error?.errors.map(\.setting) == [
+                "PAYNOTIFY_PORT", "DATABASE_URL", "PAYNOTIFY_STREAM_SECRET", "PAYNOTIFY_TRUSTED_PROXIES",
+                "PAYNOTIFY_WECHATPAY_PLATFORM_KEYS", "PAYNOTIFY_LOG_LEVEL",
+            ]
+        )
+        #expect(error.map { "\($0)".split(separator: "\n").count } == 6)
+    }
+
+    /// The providers section reads alone (what `paynotify simulate` does), with the same checks,
+    /// and gives a simulator the server's shared settings.
+    @Test func providersReadAlone() throws {
+        let providers = try AppConfiguration.Providers(environment: [
+            "PAYNOTIFY_SANDBOX_SECRETS": "secret-one,secret-two", "PAYNOTIFY_STRIPE_SECRETS": "whsec_0123456789",
+        ])
+        #expect(providers.simulatorCredentials.sandboxSecret == "secret-one")
+        #expect(providers.simulatorCredentials.stripeSecret == "whsec_0123456789")
+        #expect(Set(providers.adapters.keys) == [.sandbox, .stripe])
+        let error = #expect(throws: ConfigurationErrors.self) {
+            try AppConfiguration.Providers(environment: ["PAYNOTIFY_ALIPAY_APP_ID": "2021000000000000"])
+        }
+        #expect(error?.errors.map(\.setting) == ["PAYNOTIFY_ALIPAY_PUBLIC_KEY"])
     }
 }

@@ -17,6 +17,18 @@ struct OperabilityTests {
     /// and reads the levels (open streams, pool, listener) when scraped.
     @Test func prometheusMetrics() async throws {
         try await withLiveApp { client, _ in
+            // Before any event, the series known in advance are there at 0.
+            let before = try await client.send(method: .GET, path: "/metrics").text
+            for line in [
+                #"paynotify_webhooks_total{provider="sandbox",outcome="applied"} 0"#,
+                #"paynotify_webhooks_total{provider="sandbox",outcome="invalid_signature"} 0"#,
+                #"paynotify_webhooks_total{provider="sandbox",outcome="not_recorded"} 0"#,
+                #"paynotify_streams_refused_total{reason="too_many_streams_from_address"} 0"#,
+                #"paynotify_streams_opened_total{kind="ops"} 0"#,
+                "paynotify_streams_dropped_total 0",
+            ] {
+                #expect(before.contains(line + "\n"), "missing at start: \(line)")
+            }
             let order = try await client.createOrder()
             try await client.stream(path: order.streamPath) { stream in
                 _ = try await stream.nextEvent()

@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import PaymentProviders
 import Payments
+import Signatures
 import Testing
 import _CryptoExtras
 

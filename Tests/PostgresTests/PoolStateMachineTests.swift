@@ -116,7 +116,7 @@ extension TestPoolMachine {
 }
 
 extension TestPoolMachine.LeaseAction: Equatable {
-    public static func == (lhs: Self, rhs: Self) -> Bool {
+    package static func == (lhs: Self, rhs: Self) -> Bool {
         switch (lhs, rhs) {
         case (.lease(let a), .lease(let b)): a == b
         case (.mustWait, .mustWait), (.queued, .queued): true
@@ -127,7 +127,7 @@ extension TestPoolMachine.LeaseAction: Equatable {
 }
 
 extension TestPoolMachine.ReleaseAction: Equatable {
-    public static func == (lhs: Self, rhs: Self) -> Bool {
+    package static func == (lhs: Self, rhs: Self) -> Bool {
         switch (lhs, rhs) {
         case (.handOver(let a, let x), .handOver(let b, let y)): a == b && x == y
         case (.none, .none): true
@@ -138,7 +138,7 @@ extension TestPoolMachine.ReleaseAction: Equatable {
 }
 
 extension TestPoolMachine.AbandonAction: Equatable {
-    public static func == (lhs: Self, rhs: Self) -> Bool {
+    package static func == (lhs: Self, rhs: Self) -> Bool {
         switch (lhs, rhs) {
         case (.fail(let a), .fail(let b)): a == b
         case (.none, .none): true

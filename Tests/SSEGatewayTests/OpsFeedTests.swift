@@ -1,4 +1,4 @@
-import OrderStore
+import EventLog
 import SSEGateway
 import Synchronization
 import Testing

@@ -1,5 +1,5 @@
+import EventLog
 import Foundation
-import OrderStore
 import SSEGateway
 import Synchronization
 import Testing
@@ -12,11 +12,26 @@ private func events(_ order: String, _ ids: ClosedRange<Int64>, finishAt: Int64?
 
 private let roomy = StreamLimits(total: 100, perAddress: 100, perOrder: 100)
 
+extension StreamHub {
+    /// A stream whose start put it at `cursor` with nothing more in the log, and whose replay so
+    /// had nothing to write, goes live.
+    fileprivate func goLive(
+        _ subscription: Subscription,
+        cursor: Int64,
+        sink: any StreamSink,
+        now: ContinuousClock.Instant = .now,
+        onEnd: @escaping @Sendable (StreamEnd) -> Void
+    ) -> GoLive {
+        _ = self.startRead(subscription, cursor: cursor, latestEventID: cursor, finishEventID: nil)
+        return self.replayFinished(subscription, sink: sink, now: now, onEnd: onEnd)
+    }
+}
+
 @Suite("StreamHub")
 struct StreamHubTests {
     /// Events reach every live stream of their order, in order, once; and no other order's streams.
     @Test func fansOutPerOrder() throws {
-        let hub = StreamHub(bufferSize: 10, limits: roomy)
+        let hub = StreamHub(limits: roomy, policy: StreamPolicy(bufferSize: 10))
         let (first, second, other) = (RecordingSink(), RecordingSink(), RecordingSink())
         // Held, as a session holds its subscription while the stream lives.
         var subscriptions: [StreamHub.Subscription] = []
@@ -35,7 +50,7 @@ struct StreamHubTests {
     /// and to no other: a stream behind or still replaying gets them from the relay's read of the
     /// log, and nobody gets an event twice.
     @Test func ownCommitsReachTheStreamsInLine() throws {
-        let hub = StreamHub(bufferSize: 10, limits: roomy)
+        let hub = StreamHub(limits: roomy, policy: StreamPolicy(bufferSize: 10))
         let (inLine, behind, replayingSink) = (RecordingSink(), RecordingSink(), RecordingSink())
         let first = try hub.subscribe(orderID: "a", clientAddress: "1", onOverflow: {})
         let second = try hub.subscribe(orderID: "a", clientAddress: "1", onOverflow: {})
@@ -59,7 +74,7 @@ struct StreamHubTests {
     /// Events published while a stream replays are held, and written when it goes live: only those
     /// above the cursor its replay reached, and nothing after `finish`, which ends it.
     @Test func replayThenLiveWithoutGapOrDuplicate() throws {
-        let hub = StreamHub(bufferSize: 10, limits: roomy)
+        let hub = StreamHub(limits: roomy, policy: StreamPolicy(bufferSize: 10))
         let subscription = try hub.subscribe(orderID: "a", clientAddress: "1", onOverflow: {})
         hub.publish(events("a", 5...6))  // committed while it replays
         let sink = RecordingSink()
@@ -82,7 +97,7 @@ struct StreamHubTests {
     /// A stream whose connection refuses more is dropped and its connection closed; the others are
     /// not held up. A replaying stream that falls more than its buffer behind is dropped too.
     @Test func slowStreamsAreDroppedOthersContinue() throws {
-        let hub = StreamHub(bufferSize: 3, limits: roomy)
+        let hub = StreamHub(limits: roomy, policy: StreamPolicy(bufferSize: 3))
         let closed = Atomic<Int>(0)
         let slow = try hub.subscribe(orderID: "a", clientAddress: "1") { closed.add(1, ordering: .relaxed) }
         let slowSink = RecordingSink(capacity: 1)
@@ -98,7 +113,7 @@ struct StreamHubTests {
         #expect(closed.load(ordering: .relaxed) == 1 && slowEnds.all == [.dropped])
         #expect(readerSink.ids == [1, 2, 3])
         let replaying = try hub.subscribe(orderID: "a", clientAddress: "1") { closed.add(1, ordering: .relaxed) }
-        #expect(!hub.replayCovers(replaying, through: 3))
+        #expect(!hub.startRead(replaying, cursor: 3, latestEventID: 3, finishEventID: nil))
         hub.publish(events("a", 4...6))
         #expect(closed.load(ordering: .relaxed) == 1)
         hub.publish(events("a", 7...7))  // a fourth held event: more than its buffer
@@ -112,12 +127,12 @@ struct StreamHubTests {
     /// it was dropped for events its own replay reads. Events up to the newest its start read are
     /// no longer held, whether published before that was known or after.
     @Test func eventsTheReplayReadsAreNotHeld() throws {
-        let hub = StreamHub(bufferSize: 3, limits: roomy)
+        let hub = StreamHub(limits: roomy, policy: StreamPolicy(bufferSize: 3))
         let closed = Atomic<Int>(0)
         let fresh = try hub.subscribe(orderID: "a", clientAddress: "1") { closed.add(1, ordering: .relaxed) }
         let early = try hub.subscribe(orderID: "b", clientAddress: "1") { closed.add(1, ordering: .relaxed) }
         defer { withExtendedLifetime((fresh, early)) {} }
-        #expect(!hub.replayCovers(fresh, through: 100))
+        #expect(!hub.startRead(fresh, cursor: 100, latestEventID: 100, finishEventID: nil))
         hub.publish(events("a", 1...100))  // the relay, reading the order's log from its start
         hub.publish(events("a", 99...101))
         let freshSink = RecordingSink()
@@ -125,7 +140,7 @@ struct StreamHubTests {
         #expect(freshSink.ids == [101])
 
         hub.publish(events("b", 1...3))  // before the stream's start was read: held
-        #expect(!hub.replayCovers(early, through: 3))
+        #expect(!hub.startRead(early, cursor: 3, latestEventID: 3, finishEventID: nil))
         hub.publish(events("b", 4...6))  // three held: within the buffer
         let earlySink = RecordingSink()
         #expect(hub.goLive(early, cursor: 3, sink: earlySink, onEnd: { _ in }) == .live)
@@ -137,13 +152,13 @@ struct StreamHubTests {
     /// the beginning of a long log) still overflowed the stream's buffer and dropped it. What
     /// overflows then is let go, and `replayCovers` tells the stream to read the log itself.
     @Test func whatOverflowsBeforeTheStartIsLetGo() throws {
-        let hub = StreamHub(bufferSize: 3, limits: roomy)
+        let hub = StreamHub(limits: roomy, policy: StreamPolicy(bufferSize: 3))
         let closed = Atomic<Int>(0)
         let stream = try hub.subscribe(orderID: "a", clientAddress: "1") { closed.add(1, ordering: .relaxed) }
         defer { withExtendedLifetime(stream) {} }
         hub.publish(events("a", 1...100))
         #expect(closed.load(ordering: .relaxed) == 0 && hub.openStreams == 1)
-        #expect(hub.replayCovers(stream, through: 90))
+        #expect(hub.startRead(stream, cursor: 90, latestEventID: 90, finishEventID: nil))
         hub.publish(events("a", 101...101))
         let sink = RecordingSink()
         #expect(hub.goLive(stream, cursor: 100, sink: sink, onEnd: { _ in }) == .live)
@@ -156,10 +171,8 @@ struct StreamHubTests {
     @Test func keepalivesForQuietStreamsAndAnEndAtMaximumAge() throws {
         let start = ContinuousClock.now
         let hub = StreamHub(
-            bufferSize: 10,
             limits: roomy,
-            heartbeat: .seconds(15),
-            maximumAge: .seconds(60),
+            policy: StreamPolicy(bufferSize: 10, heartbeat: .seconds(15), maximumAge: .seconds(60)),
             now: start,
             spreadsTicks: false
         )
@@ -183,7 +196,7 @@ struct StreamHubTests {
 
     /// The hub remembers the newest id delivered per watched order, for re-reading.
     @Test func watchedOrdersTrackTheNewestDelivered() throws {
-        let hub = StreamHub(bufferSize: 10, limits: roomy)
+        let hub = StreamHub(limits: roomy, policy: StreamPolicy(bufferSize: 10))
         let a = try hub.subscribe(orderID: "a", clientAddress: "1", onOverflow: {})
         let b = try hub.subscribe(orderID: "b", clientAddress: "1", onOverflow: {})
         hub.publish(events("a", 7...9))
@@ -198,7 +211,7 @@ struct StreamHubTests {
     /// Positions are what the live streams of an order have (the lowest among them), including what
     /// their replays wrote, which the hub never published; replaying streams do not count.
     @Test func positionsAreWhatLiveStreamsHave() throws {
-        let hub = StreamHub(bufferSize: 10, limits: roomy)
+        let hub = StreamHub(limits: roomy, policy: StreamPolicy(bufferSize: 10))
         let ahead = try hub.subscribe(orderID: "a", clientAddress: "1", onOverflow: {})
         let behind = try hub.subscribe(orderID: "a", clientAddress: "1", onOverflow: {})
         let replaying = try hub.subscribe(orderID: "b", clientAddress: "1", onOverflow: {})
@@ -214,7 +227,10 @@ struct StreamHubTests {
     /// Positions for more orders than one hold of the lock covers: every live order is found,
     /// across the batches, and orders without live streams are left out.
     @Test func positionsOfManyOrders() throws {
-        let hub = StreamHub(bufferSize: 10, limits: StreamLimits(total: 2_000, perAddress: 2_000, perOrder: 2))
+        let hub = StreamHub(
+            limits: StreamLimits(total: 2_000, perAddress: 2_000, perOrder: 2),
+            policy: StreamPolicy(bufferSize: 10)
+        )
         let orders = (0..<805).map { "ord_\($0)" }  // more than three holds of the lock (256 each)
         var subscriptions: [StreamHub.Subscription] = []
         for (index, order) in orders.enumerated() where index % 2 == 0 {
@@ -234,7 +250,10 @@ struct StreamHubTests {
 
     /// Each limit refuses with its own reason, and a stream that ends frees its place.
     @Test func limitsRefuseAndFree() throws {
-        let hub = StreamHub(bufferSize: 10, limits: StreamLimits(total: 3, perAddress: 2, perOrder: 1))
+        let hub = StreamHub(
+            limits: StreamLimits(total: 3, perAddress: 2, perOrder: 1),
+            policy: StreamPolicy(bufferSize: 10)
+        )
         let first = try hub.subscribe(orderID: "a", clientAddress: "x", onOverflow: {})
         #expect(throws: StreamRefusal.tooManyForOrder) {
             try hub.subscribe(orderID: "a", clientAddress: "y", onOverflow: {})
@@ -255,7 +274,10 @@ struct StreamHubTests {
 
     /// A subscription released without ever going live (its response was never written) frees its place.
     @Test func abandonedSubscriptionFreesItsPlace() throws {
-        let hub = StreamHub(bufferSize: 10, limits: StreamLimits(total: 1, perAddress: 1, perOrder: 1))
+        let hub = StreamHub(
+            limits: StreamLimits(total: 1, perAddress: 1, perOrder: 1),
+            policy: StreamPolicy(bufferSize: 10)
+        )
         do {
             _ = try hub.subscribe(orderID: "a", clientAddress: "x", onOverflow: {})
         }
@@ -267,7 +289,7 @@ struct StreamHubTests {
     /// `end` writes a short `retry:` to a live stream and ends it; a replaying one ends as it goes
     /// live; after close, new streams are refused.
     @Test func endAndClose() throws {
-        let hub = StreamHub(bufferSize: 10, limits: roomy, shutdownRetry: .milliseconds(250))
+        let hub = StreamHub(limits: roomy, policy: StreamPolicy(bufferSize: 10), shutdownRetry: .milliseconds(250))
         let live = try hub.subscribe(orderID: "a", clientAddress: "1", onOverflow: {})
         let sink = RecordingSink()
         let ends = Ends()

@@ -2,9 +2,9 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import Logging
-import OrderStore
 import PaymentProviders
 import Payments
+import Storage
 
 /// The checkout demo's endpoints, for development (`PAYNOTIFY_DEMO=true`, which `make run` sets):
 /// create a sandbox order without an API key, and send it a signed sandbox outcome as the provider

@@ -2,9 +2,10 @@ import Crypto
 import Foundation
 import HTTPTypes
 import Hummingbird
-import OrderStore
 import PaymentProviders
 import Payments
+import Signatures
+import Storage
 
 /// The merchant API (server to server, API key): create and read orders, push events onto an
 /// order's stream, cancel a pending order.

@@ -2,9 +2,9 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import Logging
-import OrderStore
 import PaymentProviders
 import Payments
+import Storage
 import Synchronization
 
 /// `POST /v1/webhooks/{provider}`: verify the raw bytes with the provider's adapter, record the
@@ -105,6 +105,12 @@ struct WebhookController {
             return Self.response(adapter.failure(nil))
         }
     }
+
+    /// Every outcome a webhook is counted with: what recording it did, why it was refused, or
+    /// `not_recorded` (the database failed; the provider retries).
+    static let outcomes: [String] =
+        OrderStore.DeliveryOutcome.allCases.map(\.rawValue) + WebhookRejection.Reason.allCases.map(\.rawValue)
+        + ["not_recorded"]
 
     /// Counts an answered webhook for the metrics and the ops stream's per-second stats.
     private func count(_ provider: Provider, _ outcome: String, since started: ContinuousClock.Instant) {

@@ -2,9 +2,9 @@ import HTTPTypes
 public import Hummingbird
 import Logging
 import NIOHTTP1
-import OrderStore
 import Payments
 import Postgres
+import Storage
 
 /// Turns every error that escapes a handler into the API's JSON error shape, in one place.
 ///

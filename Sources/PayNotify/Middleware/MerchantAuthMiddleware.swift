@@ -2,7 +2,7 @@ import Crypto
 import Foundation
 import HTTPTypes
 import Hummingbird
-import PaymentProviders
+import Signatures
 
 /// Requires `Authorization: Bearer <api key>` with one of the configured keys (several, for
 /// rotation). Keys are compared as SHA-256 digests in constant time, against every key, so neither

@@ -1,6 +1,6 @@
 import Logging
-import OrderStore
 import ServiceLifecycle
+import Storage
 
 /// Turns pending orders past their deadline into `expired`, every `interval`, until shutdown.
 ///

@@ -1,10 +1,11 @@
+import EventLog
 public import Payments
 import Postgres
 
 extension OrderStore {
     /// What recording a verified delivery did. Every outcome is answered with the provider's
     /// success reply: the delivery is safely recorded and retrying it would change nothing.
-    public enum DeliveryOutcome: String, Sendable, Hashable {
+    public enum DeliveryOutcome: String, Sendable, Hashable, CaseIterable {
         /// The order changed status or gained a progress event.
         case applied
         /// Recorded; late or repeated news, so the order is unchanged.

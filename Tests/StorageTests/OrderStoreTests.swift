@@ -1,8 +1,9 @@
+import EventLog
 import Foundation
 import Logging
-import OrderStore
 import Payments
 import Postgres
+import Storage
 import Synchronization
 import TestSupport
 import Testing

@@ -1,7 +1,8 @@
+import EventLog
 import Foundation
-import OrderStore
 import Payments
 import SSEGateway
+import Storage
 import Testing
 
 /// Order streams over the real log: where their start and their replay meet commits.
@@ -21,8 +22,11 @@ struct OrderStreamReplayTests {
             )
             _ = try await store.cancel(orderID: order.id)
             let streams = OrderStreams(
-                hub: StreamHub(bufferSize: 64, limits: StreamLimits(total: 10, perAddress: 10, perOrder: 10)),
-                store: store,
+                hub: StreamHub(
+                    limits: StreamLimits(total: 10, perAddress: 10, perOrder: 10),
+                    policy: StreamPolicy(bufferSize: 64)
+                ),
+                log: store,
                 settings: StreamSettings()
             )
             let opening = try await streams.open(

@@ -26,16 +26,13 @@ import Synchronization
 /// database is unreachable for longer than the retries): every relay re-reads the log of the
 /// orders it watches every few seconds, so such an event is late, never lost.
 public final class ChangeNotifier: Service, Sendable {
-    private struct State {
-        var pending: Set<String> = []
-        var isStopping = false
-    }
 
     private let pool: ConnectionPool
     /// The least time between two NOTIFYs.
     public let minimumInterval: Duration
     private let logger: Logger
-    private let state = Mutex(State())
+    /// Orders announced since the last NOTIFY.
+    private let pending = Mutex<Set<String>>([])
     private let doorbell: AsyncStream<Void>
     private let ring: AsyncStream<Void>.Continuation
 
@@ -53,7 +50,7 @@ public final class ChangeNotifier: Service, Sendable {
 
     /// Queues orders whose logs grew in a transaction that has committed. Never waits.
     public func announce(_ orderIDs: some Sequence<String>) {
-        self.state.withLock { $0.pending.formUnion(orderIDs) }
+        self.pending.withLock { $0.formUnion(orderIDs) }
         self.ring.yield()
     }
 
@@ -75,9 +72,9 @@ public final class ChangeNotifier: Service, Sendable {
     private func sendPending(retrying: Bool) async {
         var delay = Duration.milliseconds(50)
         while true {
-            let orders = self.state.withLock { state in
-                defer { state.pending.removeAll(keepingCapacity: true) }
-                return state.pending
+            let orders = self.pending.withLock { pending in
+                defer { pending.removeAll(keepingCapacity: true) }
+                return pending
             }
             guard !orders.isEmpty else { return }
             do {
@@ -88,7 +85,7 @@ public final class ChangeNotifier: Service, Sendable {
                 return
             } catch {
                 // Put them back: newer announcements may have joined meanwhile, and one NOTIFY covers all.
-                self.state.withLock { $0.pending.formUnion(orders) }
+                self.pending.withLock { $0.formUnion(orders) }
                 self.logger.warning(
                     "NOTIFY failed; the relays' periodic re-read covers these orders meanwhile",
                     metadata: ["error": "\(error)", "orders": "\(orders.count)", "retry_in": "\(delay)"]

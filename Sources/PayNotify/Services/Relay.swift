@@ -1,8 +1,10 @@
+import EventLog
 import Foundation
-public import Logging
-public import OrderStore
-public import Postgres
-public import ServiceLifecycle
+import Logging
+import Postgres
+import SSEGateway
+import ServiceLifecycle
+import Storage
 import Synchronization
 
 /// Turns the listener's notifications into deliveries: reads the announced orders' new events from
@@ -23,7 +25,7 @@ import Synchronization
 /// ``fullRecoveryEvery`` intervals it checks everything watched, for the rare transaction that
 /// stayed uncommitted longer than the look-back. Neither check holds up deliveries. A failed read
 /// is retried with backoff until it succeeds or the service stops.
-public struct Relay: Service {
+struct Relay: Service {
     private let notifications: AsyncStream<NotificationListener.Event>
     private let store: OrderStore
     private let hub: StreamHub
@@ -32,7 +34,7 @@ public struct Relay: Service {
     private let recoveryInterval: Duration
     private let logger: Logger
 
-    public init(
+    init(
         notifications: AsyncStream<NotificationListener.Event>,
         store: OrderStore,
         hub: StreamHub,
@@ -62,7 +64,7 @@ public struct Relay: Service {
         static let maximumAnnounced = 100_000
     }
 
-    public func run() async throws {
+    func run() async throws {
         let work = Gathered()
         let (doorbell, ring) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         await withTaskGroup(of: Void.self) { group in

@@ -1,0 +1,23 @@
+import Foundation
+public import Postgres
+
+/// The service's schema: its migrations, built into the binary (`Package.swift` embeds the
+/// repository's `migrations/`), so that `paynotify migrate` and `paynotify serve` work from any
+/// directory.
+public enum Schema {
+    /// The migrations built into the binary, or, given a directory, its `NNNN_name.sql` files
+    /// instead (`PAYNOTIFY_MIGRATIONS_DIR`).
+    public static func migrations(directory: String? = nil) throws(PostgresError) -> [Migration] {
+        if let directory { return try Migration.load(from: URL(fileURLWithPath: directory)) }
+        return try Migration.load(files: Self.builtIn)
+    }
+
+    /// Each file of `migrations/`, by its name (SwiftPM's generated names mangle the leading
+    /// digits). A new migration is added here too; `StorageTests` checks this list against the
+    /// directory, so none is left out.
+    static let builtIn: [(name: String, bytes: [UInt8])] = [
+        ("0001_initial.sql", PackageResources._001_initial_sql),
+        ("0002_alerts_and_idempotency.sql", PackageResources._002_alerts_and_idempotency_sql),
+        ("0003_event_idempotency_keys.sql", PackageResources._003_event_idempotency_keys_sql),
+    ]
+}
