@@ -1,28 +1,56 @@
 #!/usr/bin/env bash
 # `make bench`: PayNotify's benchmarks on this machine, over loopback only, each beside PostgreSQL's
 # own ceiling measured with pgbench running the service's webhook transaction (bench/webhook.sql,
-# bench/webhook-notify.sql) on the same cluster.
+# bench/webhook-notify.sql) on the same cluster. This script only runs processes; the figures are
+# made by Python (standard library only) beside it:
+#   bench/record.py     one run's output -> one JSON line of results.jsonl (and the settings file)
+#   bench/summary.py    results.jsonl + settings.json + bench/targets.json -> tables, summary.json
+#   bench/targets.json  the targets, each with its value and what it means
+#   bench/netutil.py    a free loopback port; an HTTP status when curl is missing
 #
-#   1. builds the release binaries (BENCH_SKIP_BUILD=1 skips it);
+#   1. builds the release binaries, one `swift build --product` each (BENCH_SKIP_BUILD=1 skips it);
 #   2. starts a dedicated PostgreSQL cluster in .build-bench/postgres, made afresh every run, in
 #      scripts/pg-cluster.sh's default mode (durable: fsync and synchronous_commit on, not "test");
 #   3. applies the migrations and seeds BENCH_PGBENCH_ORDERS orders for pgbench (bench/seed.sql);
 #   4. starts `paynotify serve` on a free 127.0.0.1 port and runs paynotify-loadgen's benchmarks,
-#      each followed by pgbench at the same concurrency (and, for `deliver`, the same rate), and the
-#      fan-out by its floor (bench/fanout-floor.c: the same writes and reads with only the kernel);
-#   5. prints the pgbench figures and a summary table against the targets below, PASS or MISS.
+#      each webhook one followed by pgbench at the same concurrency (and, for `deliver`, the same
+#      rate) in -M prepared (the service prepares its statements: the ceiling the targets use) and
+#      in -M extended (parse and plan every time), with webhook.sql, and with webhook-notify.sql in
+#      -M prepared; the fan-out is followed by its floor (bench/fanout-floor.c: the same writes and
+#      reads with only the kernel); the server's CPU time (utime + stime, /proc/<pid>/stat) is read
+#      around each throughput run, for its CPU per accepted webhook;
+#   5. pinned (BENCH_PINNED): restarts the cluster under `taskset -c BENCH_PIN_DB_CPU` (the
+#      postmaster and every backend on that CPU, checked with `taskset -p`), and runs the throughput
+#      runs again with the server, the load generator and pgbench (webhook.sql, both modes) under
+#      `taskset -c BENCH_PIN_CLIENT_CPU`: the ratio then shows the database path alone;
+#   6. prints the pgbench figures and a summary table against bench/targets.json, PASS or MISS
+#      (the pinned rows and CPU per webhook are information, not targets).
 #
 # Everything lands in .build-bench/ (git-ignored by `.build-*`):
 #   results.jsonl       one JSON object a line: each loadgen run's own line (`{"benchmark": …}`) with
-#                       "run" and "exit_status" added, and one `{"benchmark": "pgbench", …}` line per
-#                       pgbench run (tps, latency_ms {p50, p99, p999, max, mean} from its -l log)
-#   summary.json        the settings, the targets and the summary rows
+#                       "run", "exit_status", "argv", "pinned" added (throughput: also "server_cpu_s"
+#                       and "server_cpu_us_per_webhook"), and one `{"benchmark": "pgbench", …}` line
+#                       per pgbench run ("mode", "pinned", tps, latency_ms {p50, p99, p999, max,
+#                       mean} from its -l log)
+#   settings.json       this run's settings (knobs, database settings, CPUs, pinning as checked)
+#   summary.json        the settings, the targets, the summary rows and the pgbench lines
 #   loadgen_<run>.out/.err, pgbench_<run>.txt, pgbench-logs/, server.log, postgres/
 #
+# Knobs (environment): BENCH_SECONDS (each timed run, 15), BENCH_RATE (deliver rate and pgbench -R,
+# 500), BENCH_CONCURRENCY / BENCH_CONCURRENCY_LOW (throughput, 32 and 8), BENCH_STREAMS (19000),
+# BENCH_DELIVER_STREAMS (10000), BENCH_FANOUT (10000), BENCH_RECONNECT (10000),
+# BENCH_RECONNECT_RATE, BENCH_POOL (server pool; pgbench -c of the rate runs, 16),
+# BENCH_PGBENCH_ORDERS (2000), BENCH_PGBENCH_THREADS (2), BENCH_PGBENCH_NOTIFY (0 skips the
+# webhook-notify.sql runs), BENCH_PINNED (auto: the pinned runs when taskset and both CPUs are
+# there; 1: required; 0: none), BENCH_PIN_DB_CPU (0), BENCH_PIN_CLIENT_CPU (1), BENCH_BUDGET,
+# BENCH_BUILD_TIMEOUT, BENCH_SKIP_BUILD, BENCH_BIN_DIR (.build/release), BENCH_ONLY_PGBENCH,
+# BENCH_FAIL_ON_MISS. The values are in "Knobs" below.
+#
 # BENCH_ONLY_PGBENCH=1 runs only the cluster, the migrations (applied with psql), the seed and the
-# pgbench runs: no Swift binary is needed. The run is bounded: every step has a `timeout`, and the
-# steps after the build share BENCH_BUDGET seconds (a step that would start past it is skipped and
-# reported). Whatever it started (server, loadgen, pgbench, the cluster) is stopped on exit, by pid.
+# pgbench runs (pinned ones included): no Swift binary is needed. The run is bounded: every step has
+# a `timeout`, and the steps after the build share BENCH_BUDGET seconds (a step that would start past
+# it is skipped and reported). Whatever it started (server, loadgen, pgbench, the cluster) is
+# stopped on exit, by pid.
 #
 # Exit status: 0 when every benchmark produced its figures (MISS rows included; BENCH_FAIL_ON_MISS=1
 # makes a MISS fail the run too), 1 otherwise.
@@ -43,26 +71,23 @@ BENCH_RECONNECT_RATE=${BENCH_RECONNECT_RATE:-$BENCH_RATE}
 BENCH_POOL=${BENCH_POOL:-16}                       # PAYNOTIFY_DB_POOL_SIZE; pgbench -c for the rate runs
 BENCH_PGBENCH_ORDERS=${BENCH_PGBENCH_ORDERS:-2000} # orders seeded for pgbench
 BENCH_PGBENCH_THREADS=${BENCH_PGBENCH_THREADS:-2}
-BENCH_BUDGET=${BENCH_BUDGET:-$((360 + 12 * BENCH_SECONDS))}  # seconds for everything after the build
-BENCH_BUILD_TIMEOUT=${BENCH_BUILD_TIMEOUT:-1800}
+BENCH_PGBENCH_NOTIFY=${BENCH_PGBENCH_NOTIFY:-1}    # 1: also webhook-notify.sql (-M prepared)
+BENCH_PINNED=${BENCH_PINNED:-auto}                 # auto | 1 | 0: the pinned throughput runs
+BENCH_PIN_DB_CPU=${BENCH_PIN_DB_CPU:-0}            # pinned: PostgreSQL's CPU
+BENCH_PIN_CLIENT_CPU=${BENCH_PIN_CLIENT_CPU:-1}    # pinned: the server's, the loadgen's and pgbench's
+# Seconds for everything after the build; by default 420 + 22 x BENCH_SECONDS: 18 timed runs (22
+# leaves some slack) and the set-up of the stream runs (their orders), the servers' and the clusters'
+# starts.
+BENCH_BUDGET=${BENCH_BUDGET:-}
+BENCH_BUILD_TIMEOUT=${BENCH_BUILD_TIMEOUT:-1800}   # seconds for the whole build (both products)
 BENCH_SKIP_BUILD=${BENCH_SKIP_BUILD:-0}
 BENCH_ONLY_PGBENCH=${BENCH_ONLY_PGBENCH:-0}
 BENCH_FAIL_ON_MISS=${BENCH_FAIL_ON_MISS:-0}
 BENCH_BIN_DIR=${BENCH_BIN_DIR:-.build/release}     # where paynotify and paynotify-loadgen are
 BENCH_NOFILE=20000                                 # open files per process (this machine's hard limit)
 
-# ---- Targets --------------------------------------------------------------------------------------
-TARGET_THROUGHPUT_RATIO=0.8          # service webhooks/s >= 0.8 x pgbench tps, webhook.sql, same concurrency
-# deliver p99 <= pgbench p99 (same rate) + 3 ms, against webhook.sql: the service's transaction has no
-# pg_notify any more (its ChangeNotifier sends NOTIFY after the commit), so that is the same transaction.
-TARGET_DELIVER_P99_SLACK_MS=3
-TARGET_STREAMS_OPEN=19000            # streams open at once on one server
-TARGET_RSS_PER_STREAM_BYTES=8192     # server RSS per open stream
-TARGET_OPEN_RATE_PER_S=2000          # streams opened per second
-TARGET_FANOUT_STREAMS=10000          # ops streams a fanout reaches...
-TARGET_FANOUT_LAST_MS=100            # ...the last of them within this many ms
-TARGET_RECONNECT_STREAMS=10000       # streams reconnecting at once...
-TARGET_RECONNECT_ALL_LIVE_MS=10000   # ...all live again within this many ms, none lost, none duplicated
+# The targets are in bench/targets.json (bench/summary.py reads them).
+TARGETS=bench/targets.json
 
 # Server settings (loopback benchmark values, not secrets of any deployment).
 API_KEY=bench-merchant-key-0123456789
@@ -73,11 +98,20 @@ ADMIN_TOKEN=bench-admin-token-0123456789
 OUT=$ROOT/.build-bench
 PG_DIR=$OUT/postgres
 RESULTS=$OUT/results.jsonl
+SETTINGS=$OUT/settings.json
 PAYNOTIFY=$BENCH_BIN_DIR/paynotify
 LOADGEN=$BENCH_BIN_DIR/paynotify-loadgen
 
 say() { printf 'bench: %s\n' "$*"; }
 warn() { printf 'bench: %s\n' "$*" >&2; }
+
+for knob in BENCH_SECONDS BENCH_RATE BENCH_CONCURRENCY BENCH_CONCURRENCY_LOW BENCH_STREAMS BENCH_DELIVER_STREAMS \
+    BENCH_FANOUT BENCH_RECONNECT BENCH_RECONNECT_RATE BENCH_POOL BENCH_PGBENCH_ORDERS BENCH_PGBENCH_THREADS \
+    BENCH_BUILD_TIMEOUT BENCH_PIN_DB_CPU BENCH_PIN_CLIENT_CPU BENCH_BUDGET; do
+    [ "$knob" = BENCH_BUDGET ] && [ -z "$BENCH_BUDGET" ] && BENCH_BUDGET=$((420 + 22 * BENCH_SECONDS))
+    [[ ${!knob} =~ ^[0-9]+$ ]] || { warn "$knob must be a whole number, not '${!knob}'"; exit 1; }
+done
+case $BENCH_PINNED in auto | 0 | 1) ;; *) warn "BENCH_PINNED must be auto, 1 or 0, not '$BENCH_PINNED'"; exit 1 ;; esac
 
 # ---- Processes this script started, and their cleanup -----------------------------------------------
 CHILD=""          # the bounded step running now (a `timeout` process)
@@ -85,7 +119,9 @@ SERVER_PID=""
 SERVER_URL=""
 CLUSTER_STARTED=0
 FAILED=()         # runs that produced no figures
-DEADLINE=$((SECONDS + BENCH_BUILD_TIMEOUT + BENCH_BUDGET))
+PIN=()            # in the pinned phase: `taskset -c BENCH_PIN_CLIENT_CPU`, before the server and clients
+PINNED_FLAG=()    # in the pinned phase: --pinned, for bench/record.py
+DEADLINE=$((SECONDS + BENCH_BUILD_TIMEOUT))
 
 # Alive and not yet a zombie: a child of ours keeps its pid until it is reaped, so the pid is ours.
 alive() {
@@ -112,6 +148,7 @@ stop_server() {
     SERVER_PID=""
 }
 
+# shellcheck disable=SC2317  # invoked by the EXIT trap, which shellcheck does not follow
 cleanup() {
     local status=$?
     trap - EXIT INT TERM
@@ -152,7 +189,7 @@ bounded() {
     left=$((DEADLINE - SECONDS))
     [ "$left" -lt "$limit" ] && limit=$left
     if [ "$limit" -le 5 ]; then
-        warn "skipped, the time budget (BENCH_BUDGET=${BENCH_BUDGET}s) is spent: $1"
+        warn "skipped, the time budget is spent (BENCH_BUILD_TIMEOUT=${BENCH_BUILD_TIMEOUT}s for the build, BENCH_BUDGET=${BENCH_BUDGET}s after it): $*"
         return 124
     fi
     (
@@ -169,43 +206,28 @@ bounded() {
     return "$status"
 }
 
-# A port nothing on 127.0.0.1 uses, below the kernel's ephemeral range: the load generator's tens of
-# thousands of client connections take their own ports from that range.
-free_port() {
-    python3 - <<'PY'
-import random, socket
-try:
-    low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
-except OSError:
-    low = 32768
-candidates = list(range(20000, low)) if low > 21000 else []
-random.shuffle(candidates)
-for port in candidates[:500] + [0]:
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        s.bind(("127.0.0.1", port))
-        print(s.getsockname()[1])
-        break
-    except OSError:
-        continue
-    finally:
-        s.close()
-PY
-}
-
 http_status() {
     if command -v curl >/dev/null; then
         curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$1" || true
     else
-        python3 -c '
-import sys, urllib.request, urllib.error
-try:
-    print(urllib.request.urlopen(sys.argv[1], timeout=2).status)
-except urllib.error.HTTPError as e:
-    print(e.code)
-except Exception:
-    print(0)' "$1"
+        python3 bench/netutil.py http-status "$1"
     fi
+}
+
+# utime + stime of process PID in clock ticks, all its threads (fields 14 and 15 of /proc/PID/stat,
+# counted after the command name's closing parenthesis, which may hold spaces).
+cpu_ticks() {
+    local stat fields
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+    read -r -a fields <<<"${stat##*) }"
+    echo $((fields[11] + fields[12]))
+}
+
+# The CPU list a process may run on (`taskset -cp`), e.g. "0" or "0,1".
+affinity() {
+    local out
+    out=$(taskset -cp "$1" 2>/dev/null) || return 1
+    echo "${out##*: }"
 }
 
 SERVER_ENV=(
@@ -221,12 +243,15 @@ SERVER_ENV=(
     PAYNOTIFY_LOG_LEVEL=warning
 )
 
+# start_server: `paynotify serve` on a free loopback port (under PIN in the pinned phase); waits for
+# GET /readyz. SERVER_PID is paynotify's own pid (taskset and env exec it).
 start_server() {
     local port status=""
-    port=$(free_port)
+    port=$(python3 bench/netutil.py free-port) || port=""
     [ -n "$port" ] || { warn "no free port on 127.0.0.1"; return 1; }
-    printf '=== %s: paynotify serve on 127.0.0.1:%s ===\n' "$(date -u +%FT%TZ)" "$port" >>"$OUT/server.log"
-    env DATABASE_URL="$DB_URL" PAYNOTIFY_PORT="$port" "${SERVER_ENV[@]}" \
+    printf '=== %s: paynotify serve on 127.0.0.1:%s%s ===\n' "$(date -u +%FT%TZ)" "$port" \
+        "${PIN:+ (${PIN[*]})}" >>"$OUT/server.log"
+    "${PIN[@]}" env DATABASE_URL="$DB_URL" PAYNOTIFY_PORT="$port" "${SERVER_ENV[@]}" \
         "$PAYNOTIFY" serve </dev/null >>"$OUT/server.log" 2>&1 &
     SERVER_PID=$!
     SERVER_URL=http://127.0.0.1:$port
@@ -248,7 +273,7 @@ start_server() {
         tail -n 20 "$OUT/server.log" >&2
         return 1
     fi
-    say "server pid $SERVER_PID ready on $SERVER_URL (pool $BENCH_POOL)"
+    say "server pid $SERVER_PID ready on $SERVER_URL (pool $BENCH_POOL, CPUs $(affinity "$SERVER_PID" || echo '?'))"
 }
 
 restart_server() {
@@ -257,51 +282,29 @@ restart_server() {
     start_server
 }
 
-psql_q() { "$PSQL" -X -q -v ON_ERROR_STOP=1 "$@" "$DB_URL"; }
-
 checkpoint() { bounded -o /dev/null 120 "$PSQL" -X -q -c CHECKPOINT "$DB_URL" || warn "CHECKPOINT failed"; }
 
-# ---- Recording ------------------------------------------------------------------------------------
-# record_loadgen RUN STATUS OUTFILE ARGS…: appends the loadgen's JSON line, with "run", "exit_status"
-# and "argv" added, or an error line when there is none.
-record_loadgen() {
-    python3 - "$RESULTS" "$@" <<'PY'
-import json, sys
-results, run, status, outfile = sys.argv[1:5]
-argv = sys.argv[5:]
-line = None
-with open(outfile, errors="replace") as f:
-    for text in f:
-        if text.startswith('{"benchmark":'):
-            line = text.strip()
-record = None
-if line is not None:
-    try:
-        record = json.loads(line)
-    except ValueError as e:
-        record = {"benchmark": argv[0] if argv else None, "error": f"unparsable JSON line: {e}", "raw": line}
-else:
-    record = {"benchmark": argv[0] if argv else None, "error": "no JSON line on stdout"}
-record["run"] = run
-record["exit_status"] = int(status)
-record["argv"] = argv
-with open(results, "a") as f:
-    f.write(json.dumps(record) + "\n")
-sys.exit(0 if "error" not in record and int(status) == 0 else 1)
-PY
-}
-
-# loadgen RUN LIMIT SUBCOMMAND ARGS…: one load generator run against the running server.
+# ---- The runs -------------------------------------------------------------------------------------
+# loadgen RUN LIMIT SUBCOMMAND ARGS…: one load generator run against the running server (under PIN
+# in the pinned phase), recorded by bench/record.py; for throughput, with the server's CPU ticks
+# before and after.
 loadgen() {
-    local run=$1 limit=$2 status=0
+    local run=$1 limit=$2 status=0 before="" after=""
     shift 2
     checkpoint
     say "service: $run ($*)"
+    local cpu=()
+    [ "$1" = throughput ] && before=$(cpu_ticks "$SERVER_PID" || true)
     bounded -o "$OUT/loadgen_$run.out" -e "$OUT/loadgen_$run.err" "$limit" \
-        "$LOADGEN" "$1" --url "$SERVER_URL" --api-key "$API_KEY" --sandbox-secret "$SANDBOX_SECRET" \
+        "${PIN[@]}" "$LOADGEN" "$1" --url "$SERVER_URL" --api-key "$API_KEY" --sandbox-secret "$SANDBOX_SECRET" \
         --admin-token "$ADMIN_TOKEN" --server-pid "$SERVER_PID" "${@:2}" || status=$?
+    [ "$1" = throughput ] && after=$(cpu_ticks "$SERVER_PID" || true)
+    if [ -n "$before" ] && [ -n "$after" ]; then
+        cpu=(--cpu-ticks-before "$before" --cpu-ticks-after "$after" --clk-tck "$CLK_TCK")
+    fi
     grep -v '^{"benchmark":' "$OUT/loadgen_$run.out" || true
-    if ! record_loadgen "$run" "$status" "$OUT/loadgen_$run.out" "$@" || [ "$status" -ne 0 ]; then
+    if ! python3 bench/record.py loadgen --results "$RESULTS" --run "$run" --status "$status" \
+        --output "$OUT/loadgen_$run.out" "${PINNED_FLAG[@]}" "${cpu[@]}" -- "$@" || [ "$status" -ne 0 ]; then
         warn "$run failed (exit status $status); the end of ${OUT#"$ROOT"/}/loadgen_$run.err:"
         tail -n 15 "$OUT/loadgen_$run.err" >&2 || true
         FAILED+=("$run")
@@ -325,102 +328,137 @@ fanout_floor() {
     [ "$status" -eq 0 ] && { bounded -o "$OUT/$run.out" -e "$OUT/$run.err" 90 "$OUT/fanout-floor" "$BENCH_FANOUT" ||
         status=$?; }
     touch "$OUT/$run.out"
-    if ! record_loadgen "$run" "$status" "$OUT/$run.out" fanout_floor "$BENCH_FANOUT" || [ "$status" -ne 0 ]; then
+    if ! python3 bench/record.py loadgen --results "$RESULTS" --run "$run" --status "$status" \
+        --output "$OUT/$run.out" -- fanout_floor "$BENCH_FANOUT" || [ "$status" -ne 0 ]; then
         warn "$run failed (exit status $status)"
         FAILED+=("$run")
     fi
 }
 
-# pgbench_run RUN SCRIPT CLIENTS [RATE]: pgbench with the service's transaction, its per-transaction
-# log turned into percentiles; appends a {"benchmark": "pgbench", …} line to results.jsonl.
+# pgbench_run RUN SCRIPT MODE CLIENTS [RATE]: pgbench -M MODE with the service's transaction (under
+# PIN in the pinned phase); bench/record.py turns its summary and per-transaction log into a
+# {"benchmark": "pgbench", …} line of results.jsonl.
 pgbench_run() {
-    local run=$1 script=$2 clients=$3 rate=${4:-} status=0 threads=$BENCH_PGBENCH_THREADS
+    local run=$1 script=$2 mode=$3 clients=$4 rate=${5:-} status=0 threads=$BENCH_PGBENCH_THREADS
     [ "$threads" -gt "$clients" ] && threads=$clients
     local logs=$OUT/pgbench-logs
     mkdir -p "$logs"
     rm -f "$logs/$run".*
-    local args=(-n -M extended -f "bench/$script" -D "orders=$BENCH_PGBENCH_ORDERS" -c "$clients" -j "$threads"
+    local args=(-n -M "$mode" -f "bench/$script" -D "orders=$BENCH_PGBENCH_ORDERS" -c "$clients" -j "$threads"
         -T "$BENCH_SECONDS" -l --log-prefix="$logs/$run")
-    [ -n "$rate" ] && args+=(-R "$rate")
+    local rated=()
+    if [ -n "$rate" ]; then
+        args+=(-R "$rate")
+        rated=(--rate "$rate")
+    fi
     checkpoint
-    say "pgbench: $run (${args[*]:2})"
-    bounded -O "$OUT/$run.txt" $((BENCH_SECONDS + 60)) "$PGBENCH" "${args[@]}" "$DB_URL" || status=$?
-    if ! python3 - "$RESULTS" "$run" "$script" "$clients" "$threads" "${rate:-}" "$BENCH_SECONDS" "$status" \
-        "$OUT/$run.txt" "$logs/$run" <<'PY'; then
-import glob, json, re, sys
-results, run, script, clients, threads, rate, seconds, status, summary, prefix = sys.argv[1:11]
-text = open(summary, errors="replace").read()
-latencies, lags, failed, skipped = [], [], 0, 0
-for path in sorted(glob.glob(prefix + ".*")):
-    with open(path) as f:
-        for line in f:
-            # client_id transaction_no time script_no time_epoch time_us [schedule_lag] [retries]
-            fields = line.split()
-            if len(fields) < 6:
-                continue
-            if fields[2] == "failed":
-                failed += 1
-                continue
-            if fields[2] == "skipped":
-                skipped += 1
-                continue
-            latencies.append(int(fields[2]))
-            if rate and len(fields) >= 7:
-                lags.append(int(fields[6]))
-def pct(values, p):
-    # nearest rank
-    if not values:
-        return None
-    k = max(0, min(len(values) - 1, -(-len(values) * p // 100) - 1))
-    return round(values[int(k)] / 1000, 3)
-latencies.sort()
-tps = re.search(r"^tps = ([0-9.]+)", text, re.M)
-record = {
-    "benchmark": "pgbench",
-    "run": run,
-    "script": script,
-    "notify": script == "webhook-notify.sql",
-    "clients": int(clients),
-    "threads": int(threads),
-    "rate": int(rate) if rate else None,
-    "seconds": int(seconds),
-    "exit_status": int(status),
-    "transactions": len(latencies),
-    "failed": failed,
-    "skipped": skipped,
-    "tps": float(tps.group(1)) if tps else None,
-    "latency_ms": {
-        "p50": pct(latencies, 50),
-        "p99": pct(latencies, 99),
-        "p999": pct(latencies, 99.9),
-        "max": round(latencies[-1] / 1000, 3) if latencies else None,
-        "mean": round(sum(latencies) / len(latencies) / 1000, 3) if latencies else None,
-    },
-}
-if rate:
-    record["schedule_lag_ms_mean"] = round(sum(lags) / len(lags) / 1000, 3) if lags else None
-if int(status) != 0 or record["tps"] is None or not latencies:
-    record["error"] = "pgbench failed: " + " | ".join(text.strip().splitlines()[-3:])
-with open(results, "a") as f:
-    f.write(json.dumps(record) + "\n")
-lat = record["latency_ms"]
-print(f"bench:   tps {record['tps']}, latency p50 {lat['p50']} ms, p99 {lat['p99']} ms, "
-      f"p99.9 {lat['p999']} ms, max {lat['max']} ms ({len(latencies)} transactions, {failed} failed)")
-sys.exit(1 if "error" in record else 0)
-PY
+    say "pgbench: $run (${PIN[*]:+${PIN[*]} }pgbench ${args[*]})"
+    bounded -O "$OUT/$run.txt" $((BENCH_SECONDS + 60)) "${PIN[@]}" "$PGBENCH" "${args[@]}" "$DB_URL" || status=$?
+    if ! python3 bench/record.py pgbench --results "$RESULTS" --run "$run" --script "$script" --mode "$mode" \
+        --clients "$clients" --threads "$threads" "${rated[@]}" --seconds "$BENCH_SECONDS" --status "$status" \
+        --summary "$OUT/$run.txt" --log-prefix "$logs/$run" "${PINNED_FLAG[@]}"; then
         warn "$run failed (exit status $status); the end of ${OUT#"$ROOT"/}/$run.txt:"
         tail -n 8 "$OUT/$run.txt" >&2 || true
         FAILED+=("$run")
     fi
 }
 
-pgbench_pair() { # NAME CLIENTS [RATE]: webhook.sql, then webhook-notify.sql
-    pgbench_run "pgbench_$1_plain" webhook.sql "$2" "${3:-}"
-    pgbench_run "pgbench_$1_notify" webhook-notify.sql "$2" "${3:-}"
+# pgbench_set NAME CLIENTS [RATE]: webhook.sql in -M prepared (the service's protocol, the ceiling
+# the targets use) and -M extended, then webhook-notify.sql in -M prepared (BENCH_PGBENCH_NOTIFY=1).
+pgbench_set() {
+    pgbench_run "pgbench_$1_plain_prepared" webhook.sql prepared "$2" "${3:-}"
+    pgbench_run "pgbench_$1_plain_extended" webhook.sql extended "$2" "${3:-}"
+    if [ "$BENCH_PGBENCH_NOTIFY" = 1 ]; then
+        pgbench_run "pgbench_$1_notify_prepared" webhook-notify.sql prepared "$2" "${3:-}"
+    fi
+}
+
+# start_cluster CPUS [PORT]: starts the cluster in PG_DIR (made on first use; PORT "auto" picks a
+# free one, none keeps its last), under `taskset -c CPUS` unless CPUS is empty: the postmaster and
+# every process it forks then run on CPUS only. Sets DB_URL.
+start_cluster() {
+    local command=(scripts/pg-cluster.sh start "$PG_DIR")
+    [ -n "${2:-}" ] && command+=("$2")
+    [ -n "$1" ] && command=(taskset -c "$1" "${command[@]}")
+    CLUSTER_STARTED=1
+    bounded -o "$OUT/database_url" 120 "${command[@]}" || return
+    DB_URL=$(cat "$OUT/database_url")
+    [ -n "$DB_URL" ]
+}
+
+# check_db_pinning CPUS: the postmaster's and each of its children's CPU list is CPUS (taskset -p).
+check_db_pinning() {
+    local postmaster child list bad=0 count=0
+    postmaster=$(head -n 1 "$PG_DIR/data/postmaster.pid" 2>/dev/null) || postmaster=""
+    [[ $postmaster =~ ^[0-9]+$ ]] || { warn "pinned: no postmaster pid in ${PG_DIR#"$ROOT"/}/data/postmaster.pid"; return 1; }
+    list=$(affinity "$postmaster") || list="?"
+    say "pinned: postmaster pid $postmaster: $(taskset -p "$postmaster" 2>&1) (CPU list $list)"
+    [ "$list" = "$1" ] || bad=1
+    for child in $(ps -o pid= --ppid "$postmaster"); do
+        count=$((count + 1))
+        if [ "$(affinity "$child" || echo '?')" != "$1" ]; then
+            warn "pinned: postgres process $child runs on CPUs $(affinity "$child" || echo '?'), not $1"
+            bad=1
+        fi
+    done
+    say "pinned: $count processes forked by the postmaster, $([ "$bad" = 0 ] && echo "all on CPU $1" || echo "NOT all on CPU $1")"
+    return "$bad"
+}
+
+# The pinned phase: the cluster restarted under taskset -c BENCH_PIN_DB_CPU, then the server, the
+# load generator and pgbench under taskset -c BENCH_PIN_CLIENT_CPU, for the throughput runs.
+pinned_phase() {
+    local verified=true server_list=""
+    say "pinned: PostgreSQL on CPU $BENCH_PIN_DB_CPU; the server, the load generator and pgbench on CPU $BENCH_PIN_CLIENT_CPU"
+    stop_server
+    bounded 90 scripts/pg-cluster.sh stop "$PG_DIR" || { warn "pinned: could not stop the cluster"; FAILED+=(pinned); return 0; }
+    if ! start_cluster "$BENCH_PIN_DB_CPU"; then
+        warn "pinned: could not start the cluster again"
+        FAILED+=(pinned)
+        return 0
+    fi
+    if ! check_db_pinning "$BENCH_PIN_DB_CPU"; then
+        verified=false
+        FAILED+=(pinned_database)
+    fi
+    PIN=(taskset -c "$BENCH_PIN_CLIENT_CPU")
+    PINNED_FLAG=(--pinned)
+    if [ "$BENCH_ONLY_PGBENCH" != 1 ]; then
+        if ! start_server; then
+            FAILED+=(pinned_server)
+            PIN=()
+            PINNED_FLAG=()
+            return 0
+        fi
+        server_list=$(affinity "$SERVER_PID" || echo '?')
+        if [ "$server_list" != "$BENCH_PIN_CLIENT_CPU" ]; then
+            warn "pinned: the server runs on CPUs $server_list, not $BENCH_PIN_CLIENT_CPU"
+            verified=false
+            FAILED+=(pinned_server)
+        fi
+        # Again with the server's connections open: their backends too.
+        if [ "$verified" = true ] && ! check_db_pinning "$BENCH_PIN_DB_CPU"; then
+            verified=false
+            FAILED+=(pinned_database)
+        fi
+    fi
+    python3 bench/record.py settings "$SETTINGS" "pinned={\"enabled\": true, \"db_cpus\": \"$BENCH_PIN_DB_CPU\",
+        \"client_cpus\": \"$BENCH_PIN_CLIENT_CPU\", \"postgres_affinity\": \"$(affinity "$(head -n 1 "$PG_DIR/data/postmaster.pid")" || echo '?')\",
+        \"server_affinity\": \"${server_list:-n/a}\", \"verified\": $verified}"
+    for c in "${concurrencies[@]}"; do
+        if [ "$BENCH_ONLY_PGBENCH" != 1 ]; then
+            loadgen "pinned_throughput_c$c" $((BENCH_SECONDS + 90)) throughput --concurrency "$c" --seconds "$BENCH_SECONDS"
+        fi
+        pgbench_run "pgbench_pinned_throughput_c${c}_plain_prepared" webhook.sql prepared "$c"
+        pgbench_run "pgbench_pinned_throughput_c${c}_plain_extended" webhook.sql extended "$c"
+    done
+    stop_server
+    PIN=()
+    PINNED_FLAG=()
 }
 
 # ---- Preparation ----------------------------------------------------------------------------------
-PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+PG_BIN=$(find /usr/lib/postgresql -mindepth 2 -maxdepth 2 -name bin -type d 2>/dev/null | sort -V | tail -n 1)
 PGBENCH=$PG_BIN/pgbench
 PSQL=$PG_BIN/psql
 [ -x "$PGBENCH" ] || PGBENCH=$(command -v pgbench || true)
@@ -430,6 +468,30 @@ if [ -z "$PGBENCH" ] || [ -z "$PSQL" ]; then
     exit 1
 fi
 command -v python3 >/dev/null || { warn "python3 is needed"; exit 1; }
+CLK_TCK=$(getconf CLK_TCK)
+
+# Pinned runs: taskset (util-linux) and both CPUs allowed to this process, and two different CPUs.
+pin_ok=1
+if ! command -v taskset >/dev/null; then
+    pin_why="taskset (util-linux) is missing"
+    pin_ok=0
+elif [ "$BENCH_PIN_DB_CPU" = "$BENCH_PIN_CLIENT_CPU" ]; then
+    pin_why="BENCH_PIN_DB_CPU and BENCH_PIN_CLIENT_CPU are both $BENCH_PIN_DB_CPU"
+    pin_ok=0
+elif ! taskset -c "$BENCH_PIN_DB_CPU" true 2>/dev/null || ! taskset -c "$BENCH_PIN_CLIENT_CPU" true 2>/dev/null; then
+    pin_why="CPU $BENCH_PIN_DB_CPU or $BENCH_PIN_CLIENT_CPU is not available here ($(nproc) CPUs)"
+    pin_ok=0
+fi
+PINNED=0
+case $BENCH_PINNED in
+1)
+    [ "$pin_ok" = 1 ] || { warn "BENCH_PINNED=1, but $pin_why"; exit 1; }
+    PINNED=1
+    ;;
+auto)
+    if [ "$pin_ok" = 1 ]; then PINNED=1; else say "no pinned runs: $pin_why"; fi
+    ;;
+esac
 
 hard=$(ulimit -Hn)
 if [ "$hard" != unlimited ] && [ "$hard" -lt "$BENCH_NOFILE" ]; then
@@ -441,7 +503,7 @@ fi
 
 mkdir -p "$OUT"
 rm -rf "$OUT/pgbench-logs"
-rm -f "$RESULTS" "$OUT/summary.json" "$OUT"/loadgen_*.out "$OUT"/loadgen_*.err "$OUT"/pgbench_*.txt
+rm -f "$RESULTS" "$SETTINGS" "$OUT/summary.json" "$OUT"/loadgen_*.out "$OUT"/loadgen_*.err "$OUT"/pgbench_*.txt
 : >"$OUT/server.log"
 
 if [ "$BENCH_ONLY_PGBENCH" = 1 ]; then
@@ -449,8 +511,11 @@ if [ "$BENCH_ONLY_PGBENCH" = 1 ]; then
 elif [ "$BENCH_SKIP_BUILD" = 1 ]; then
     say "BENCH_SKIP_BUILD=1: using the binaries in $BENCH_BIN_DIR as they are"
 else
-    say "building (release): swift build -c release --product paynotify --product paynotify-loadgen"
-    bounded "$BENCH_BUILD_TIMEOUT" swift build -c release --product paynotify --product paynotify-loadgen
+    # One product a command: given several --product options, SwiftPM builds only the last.
+    for product in paynotify paynotify-loadgen; do
+        say "building (release): swift build -c release --product $product"
+        bounded "$BENCH_BUILD_TIMEOUT" swift build -c release --product "$product"
+    done
 fi
 if [ "$BENCH_ONLY_PGBENCH" != 1 ]; then
     for binary in "$PAYNOTIFY" "$LOADGEN"; do
@@ -458,20 +523,35 @@ if [ "$BENCH_ONLY_PGBENCH" != 1 ]; then
     done
 fi
 DEADLINE=$((SECONDS + BENCH_BUDGET))
-say "time budget: ${BENCH_BUDGET}s from now; runs of ${BENCH_SECONDS}s"
+say "time budget: ${BENCH_BUDGET}s from now; runs of ${BENCH_SECONDS}s$([ "$PINNED" = 1 ] && echo ", pinned runs after the others")"
 
 # A fresh cluster every run, so that no earlier run's tables weigh on this one.
 if [ -e "$PG_DIR" ]; then
     scripts/pg-cluster.sh stop "$PG_DIR" || true
     rm -rf "$PG_DIR"
 fi
-CLUSTER_STARTED=1
-bounded -o "$OUT/database_url" 120 scripts/pg-cluster.sh start "$PG_DIR" auto
-DB_URL=$(cat "$OUT/database_url")
+start_cluster "" auto
 durability=$(timeout 30 "$PSQL" -X -Atc "SELECT string_agg(name || '=' || setting, ' ' ORDER BY name) FROM pg_settings
     WHERE name IN ('fsync', 'synchronous_commit', 'full_page_writes', 'shared_buffers', 'max_connections')" "$DB_URL")
+pg_version=$(timeout 30 "$PSQL" -X -Atc 'SHOW server_version' "$DB_URL")
 say "database: $DB_URL in ${PG_DIR#"$ROOT"/}, scripts/pg-cluster.sh default (durable) mode, not \"test\": $durability"
-say "PostgreSQL $(timeout 30 "$PSQL" -X -Atc 'SHOW server_version' "$DB_URL"), $(nproc) CPUs, $("$PGBENCH" --version)"
+say "PostgreSQL $pg_version, $(nproc) CPUs, $("$PGBENCH" --version)"
+
+concurrencies=("$BENCH_CONCURRENCY")
+[ "$BENCH_CONCURRENCY_LOW" != "$BENCH_CONCURRENCY" ] && concurrencies+=("$BENCH_CONCURRENCY_LOW")
+
+only_pgbench=false
+[ "$BENCH_ONLY_PGBENCH" = 1 ] && only_pgbench=true
+python3 bench/record.py settings "$SETTINGS" seconds="$BENCH_SECONDS" rate="$BENCH_RATE" \
+    concurrency="[$(IFS=,; echo "${concurrencies[*]}")]" streams="$BENCH_STREAMS" \
+    deliver_streams="$BENCH_DELIVER_STREAMS" fanout="$BENCH_FANOUT" reconnect="$BENCH_RECONNECT" \
+    reconnect_rate="$BENCH_RECONNECT_RATE" pool="$BENCH_POOL" pgbench_orders="$BENCH_PGBENCH_ORDERS" \
+    pgbench_threads="$BENCH_PGBENCH_THREADS" pgbench_modes='["prepared", "extended"]' \
+    pgbench_notify="$([ "$BENCH_PGBENCH_NOTIFY" = 1 ] && echo true || echo false)" \
+    database="$durability" postgresql="$pg_version" cpus="$(nproc)" clk_tck="$CLK_TCK" \
+    only_pgbench="$only_pgbench" budget_s="$BENCH_BUDGET" \
+    pinned="{\"enabled\": $([ "$PINNED" = 1 ] && echo true || echo false), \"db_cpus\": \"$BENCH_PIN_DB_CPU\",
+        \"client_cpus\": \"$BENCH_PIN_CLIENT_CPU\", \"verified\": false}"
 
 if [ "$BENCH_ONLY_PGBENCH" = 1 ]; then
     for migration in migrations/*.sql; do
@@ -484,27 +564,24 @@ fi
 bounded 120 "$PSQL" -X -q -v ON_ERROR_STOP=1 -v orders="$BENCH_PGBENCH_ORDERS" -f bench/seed.sql "$DB_URL"
 say "seeded $BENCH_PGBENCH_ORDERS orders for pgbench"
 
-concurrencies=("$BENCH_CONCURRENCY")
-[ "$BENCH_CONCURRENCY_LOW" != "$BENCH_CONCURRENCY" ] && concurrencies+=("$BENCH_CONCURRENCY_LOW")
-
 # ---- The runs -------------------------------------------------------------------------------------
 if [ "$BENCH_ONLY_PGBENCH" = 1 ]; then
     for c in "${concurrencies[@]}"; do
-        pgbench_pair "throughput_c$c" "$c"
+        pgbench_set "throughput_c$c" "$c"
     done
-    pgbench_pair "rate_r$BENCH_RATE" "$BENCH_POOL" "$BENCH_RATE"
+    pgbench_set "rate_r$BENCH_RATE" "$BENCH_POOL" "$BENCH_RATE"
 else
     # pgbench runs while the server is up and idle: its LISTEN connection receives the notify
     # variant's notifications, as it would in production.
     start_server
     for c in "${concurrencies[@]}"; do
         loadgen "throughput_c$c" $((BENCH_SECONDS + 90)) throughput --concurrency "$c" --seconds "$BENCH_SECONDS"
-        pgbench_pair "throughput_c$c" "$c"
+        pgbench_set "throughput_c$c" "$c"
     done
     loadgen "deliver_r$BENCH_RATE" $((BENCH_SECONDS + 180)) \
         deliver --streams "$BENCH_DELIVER_STREAMS" --rate "$BENCH_RATE" --seconds "$BENCH_SECONDS"
     # The service's transactions run on its pool's connections: pgbench gets as many.
-    pgbench_pair "rate_r$BENCH_RATE" "$BENCH_POOL" "$BENCH_RATE"
+    pgbench_set "rate_r$BENCH_RATE" "$BENCH_POOL" "$BENCH_RATE"
 
     restart_server
     loadgen streams 240 streams --count "$BENCH_STREAMS"
@@ -515,182 +592,19 @@ else
     loadgen reconnect 180 reconnect --streams "$BENCH_RECONNECT" --rate "$BENCH_RECONNECT_RATE"
     stop_server
 fi
+if [ "$PINNED" = 1 ]; then pinned_phase; fi
 
 # ---- Summary --------------------------------------------------------------------------------------
 summary_status=0
-python3 - "$RESULTS" "$OUT/summary.json" <<PY || summary_status=$?
-import json, sys, time
-results_path, summary_path = sys.argv[1:3]
-only_pgbench = "$BENCH_ONLY_PGBENCH" == "1"
-settings = {
-    "seconds": $BENCH_SECONDS, "rate": $BENCH_RATE, "concurrency": [int(c) for c in "${concurrencies[*]}".split()],
-    "streams": $BENCH_STREAMS, "deliver_streams": $BENCH_DELIVER_STREAMS, "fanout": $BENCH_FANOUT,
-    "reconnect": $BENCH_RECONNECT, "reconnect_rate": $BENCH_RECONNECT_RATE, "pool": $BENCH_POOL,
-    "pgbench_orders": $BENCH_PGBENCH_ORDERS, "pgbench_threads": $BENCH_PGBENCH_THREADS,
-    "database": "$durability", "cpus": $(nproc), "only_pgbench": only_pgbench,
-}
-targets = {
-    "throughput_ratio_min": $TARGET_THROUGHPUT_RATIO,
-    "deliver_p99_slack_ms": $TARGET_DELIVER_P99_SLACK_MS,
-    "streams_open_min": $TARGET_STREAMS_OPEN,
-    "rss_per_stream_bytes_max": $TARGET_RSS_PER_STREAM_BYTES,
-    "open_rate_per_s_min": $TARGET_OPEN_RATE_PER_S,
-    "fanout_streams_min": $TARGET_FANOUT_STREAMS,
-    "fanout_last_ms_max": $TARGET_FANOUT_LAST_MS,
-    "reconnect_streams_min": $TARGET_RECONNECT_STREAMS,
-    "reconnect_all_live_ms_max": $TARGET_RECONNECT_ALL_LIVE_MS,
-}
-runs = {}
-try:
-    with open(results_path) as f:
-        for line in f:
-            if line.strip():
-                record = json.loads(line)
-                runs[record.get("run")] = record
-except FileNotFoundError:
-    pass
-
-def ok(run):
-    r = runs.get(run)
-    return r if r is not None and "error" not in r and r.get("exit_status", 0) == 0 else None
-
-def get(record, *path):
-    for key in path:
-        if not isinstance(record, dict) or record.get(key) is None:
-            return None
-        record = record[key]
-    return record
-
-def num(value, unit="", digits=1):
-    if value is None:
-        return "n/a"
-    return f"{value:,.{digits}f}{unit}"
-
-def row_pass(condition):
-    # No figure (the run failed, timed out or was skipped) is a miss too.
-    return "MISS" if condition is None else ("PASS" if condition else "MISS")
-
-# pgbench figures
-pg_rows = [r for r in runs.values() if r.get("benchmark") == "pgbench"]
-print()
-print("pgbench (the service's webhook transaction, -M extended, same cluster)")
-header = f"{'run':<34} {'script':<19} {'c':>3} {'rate':>5} {'tps':>9} {'p50 ms':>8} {'p99 ms':>8} {'p99.9 ms':>9} {'max ms':>8} {'failed':>6}"
-print(header)
-print("-" * len(header))
-for r in pg_rows:
-    lat = r.get("latency_ms") or {}
-    print(f"{r['run']:<34} {r['script']:<19} {r['clients']:>3} {r['rate'] or '-':>5} {num(r.get('tps')):>9} "
-          f"{num(lat.get('p50'), digits=2):>8} {num(lat.get('p99'), digits=2):>8} {num(lat.get('p999'), digits=2):>9} "
-          f"{num(lat.get('max'), digits=2):>8} {r.get('failed', 0):>6}" + ("  ERROR" if "error" in r else ""))
-
-rows = []
-if not only_pgbench:
-    for c in settings["concurrency"]:
-        svc = ok(f"throughput_c{c}")
-        pg = ok(f"pgbench_throughput_c{c}_plain")
-        s, p = get(svc, "accepted_per_s"), get(pg, "tps")
-        ratio = s / p if s is not None and p else None
-        rows.append({
-            "benchmark": f"throughput c={c} (webhooks/s)", "service": s, "pgbench": p, "ratio": ratio,
-            "service_text": num(s, "/s"), "pgbench_text": num(p, "/s") + " no notify",
-            "target": f">= {targets['throughput_ratio_min']} x pgbench",
-            "result": row_pass(None if ratio is None else ratio >= targets["throughput_ratio_min"]),
-        })
-    rate = settings["rate"]
-    svc = ok(f"deliver_r{rate}")
-    pg = ok(f"pgbench_rate_r{rate}_plain")
-    s, p = get(svc, "latency_ms", "p99"), get(pg, "latency_ms", "p99")
-    rows.append({
-        "benchmark": f"deliver p99 at {rate}/s (ms)", "service": s, "pgbench": p,
-        "ratio": s / p if s is not None and p else None,
-        "service_text": num(s, " ms", 2), "pgbench_text": num(p, " ms", 2) + " no notify",
-        "target": f"<= pgbench + {targets['deliver_p99_slack_ms']} ms",
-        "result": row_pass(None if s is None or p is None else s <= p + targets["deliver_p99_slack_ms"]),
-    })
-    s = get(svc, "lost")
-    rows.append({
-        "benchmark": f"deliver lost (of {num(get(svc, 'sent'), digits=0)} sent)", "service": s, "pgbench": None,
-        "ratio": None, "service_text": num(s, digits=0), "pgbench_text": "-", "target": "(info)", "result": "info",
-    })
-    svc = ok("streams")
-    s = get(svc, "opened")
-    rows.append({
-        "benchmark": "streams open at once", "service": s, "pgbench": None, "ratio": None,
-        "service_text": "n/a" if svc is None else num(s, digits=0) + f" ({num(get(svc, 'failures'), digits=0)} failed)",
-        "pgbench_text": "-",
-        "target": f">= {targets['streams_open_min']:,}",
-        "result": row_pass(None if s is None else s >= targets["streams_open_min"]),
-    })
-    s = get(svc, "rss_per_stream_bytes")
-    rows.append({
-        "benchmark": "server RSS per stream (bytes)", "service": s, "pgbench": None, "ratio": None,
-        "service_text": num(s, " B", 0), "pgbench_text": "-",
-        "target": f"<= {targets['rss_per_stream_bytes_max']:,} B",
-        "result": row_pass(None if s is None else s <= targets["rss_per_stream_bytes_max"]),
-    })
-    s = get(svc, "open_rate_per_s")
-    rows.append({
-        "benchmark": "stream open rate (streams/s)", "service": s, "pgbench": None, "ratio": None,
-        "service_text": num(s, "/s"), "pgbench_text": "-",
-        "target": f">= {targets['open_rate_per_s_min']:,}/s",
-        "result": row_pass(None if s is None else s >= targets["open_rate_per_s_min"]),
-    })
-    svc = ok("fanout")
-    s, n, received = get(svc, "last_ms"), get(svc, "streams"), get(svc, "received")
-    p = get(ok("fanout_floor"), "last_ms")
-    rows.append({
-        "benchmark": "fanout: last ops stream (ms)", "service": s, "pgbench": p,
-        "ratio": s / p if s is not None and p else None,
-        "service_text": "n/a" if svc is None else num(s, " ms", 1) + f" ({num(received, digits=0)}/{num(n, digits=0)})",
-        "pgbench_text": "-" if p is None else num(p, " ms", 1) + " floor",
-        "target": f"{targets['fanout_streams_min']:,} streams, < {targets['fanout_last_ms_max']} ms",
-        "result": row_pass(None if None in (s, n, received) else
-                           n >= targets["fanout_streams_min"] and received >= n and s < targets["fanout_last_ms_max"]),
-    })
-    svc = ok("reconnect")
-    s, n = get(svc, "all_live_after_ms"), get(svc, "streams")
-    rows.append({
-        "benchmark": "reconnect: all live again (ms)", "service": s, "pgbench": None, "ratio": None,
-        "service_text": "n/a" if svc is None else num(s, " ms", 0) + f" ({num(n, digits=0)} streams)",
-        "pgbench_text": "-",
-        "target": f"{targets['reconnect_streams_min']:,} streams, < {targets['reconnect_all_live_ms_max']:,} ms",
-        "result": row_pass(None if s is None or n is None else
-                           n >= targets["reconnect_streams_min"] and s < targets["reconnect_all_live_ms_max"]),
-    })
-    lost, dup = get(svc, "lost"), get(svc, "duplicates")
-    rows.append({
-        "benchmark": "reconnect: lost / duplicates", "service": [lost, dup], "pgbench": None, "ratio": None,
-        "service_text": f"{num(lost, digits=0)} / {num(dup, digits=0)}", "pgbench_text": "-", "target": "0 / 0",
-        "result": row_pass(None if lost is None or dup is None else lost == 0 and dup == 0),
-    })
-
-    print()
-    print("summary (service against pgbench and the targets)")
-    header = f"{'benchmark':<34} {'service':>24} {'pgbench':>22} {'ratio':>6}  {'target':<28} result"
-    print(header)
-    print("-" * len(header))
-    for r in rows:
-        ratio = "-" if r["ratio"] is None else f"{r['ratio']:.2f}"
-        print(f"{r['benchmark']:<34} {r['service_text']:>24} {r['pgbench_text']:>22} {ratio:>6}  {r['target']:<28} {r['result']}")
-
-summary = {
-    "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    "settings": settings, "targets": targets,
-    "rows": rows,
-    "pgbench": pg_rows,
-}
-with open(summary_path, "w") as f:
-    json.dump(summary, f, indent=2)
-    f.write("\n")
-sys.exit(2 if any(r["result"] == "MISS" for r in rows) else 0)
-PY
+python3 bench/summary.py --results "$RESULTS" --settings "$SETTINGS" --targets "$TARGETS" \
+    --out "$OUT/summary.json" || summary_status=$?
 echo
 say "results: ${RESULTS#"$ROOT"/} (one JSON line a run), ${OUT#"$ROOT"/}/summary.json"
 if [ ${#FAILED[@]} -gt 0 ]; then
     warn "runs without figures: ${FAILED[*]}"
     exit 1
 fi
-if [ "$summary_status" -eq 1 ]; then
+if [ "$summary_status" -ne 0 ] && [ "$summary_status" -ne 2 ]; then
     warn "the summary could not be made"
     exit 1
 fi

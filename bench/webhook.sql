@@ -2,11 +2,14 @@
 -- delivery that moves the order), statement for statement, WITHOUT pg_notify. webhook-notify.sql is
 -- this file plus the service's pg_notify before COMMIT; keep the two identical otherwise.
 --
---   pgbench -n -M extended -f bench/webhook.sql -D orders=2000 -c 32 -j 2 -T 15 URL
+--   pgbench -n -M prepared -f bench/webhook.sql -D orders=2000 -c 32 -j 2 -T 15 URL
 --
--- -M extended is required: the service sends every statement with PQexecParams (extended protocol,
--- unnamed statement, text parameters), and the order id read by the first statement (\gset) is
--- bound as a text parameter, as the service binds it; simple mode would paste it unquoted.
+-- -M prepared is the service's protocol: each of its connections prepares a statement once
+-- (PQprepare) and then executes it by name (PQexecPrepared), so bench/run.sh judges the service
+-- against this mode. It also runs -M extended (PQexecParams' way: unnamed statement, parsed and
+-- planned every time) beside it. Not -M simple: the order id read by the first statement (\gset) is
+-- bound as a parameter in both other modes, as the service binds it; simple mode would paste it
+-- unquoted.
 -- Orders ord_bench_<n, 22 digits> for n in 1..orders come from bench/seed.sql. The status is set to
 -- 'processing' every time so every CHECK holds however often an order is hit; provider_event_id is
 -- random per transaction (and carries the client id), so runs never collide in the inbox.

@@ -1,0 +1,267 @@
+#!/usr/bin/env python3
+"""bench/run.sh's summary: the pgbench table and the PASS/MISS table, from the run's JSON.
+
+    summary.py --results .build-bench/results.jsonl --settings .build-bench/settings.json \\
+               --targets bench/targets.json --out .build-bench/summary.json
+
+Reads results.jsonl (one JSON object a run, from bench/record.py), the run's settings (from
+`record.py settings`) and the targets (bench/targets.json: {"targets": {NAME: {"value": ...}}});
+prints the tables and writes summary.json: {"generated_at", "settings", "targets" (NAME: value),
+"targets_file", "rows", "pgbench"}.
+
+The webhook rows are judged against pgbench -M prepared (the service prepares its statements),
+-M extended shown beside it. Rows of the pinned runs (PostgreSQL on one CPU, the server, the load
+generator and pgbench on another) and the server's CPU time per webhook are information, not
+targets.
+
+Exit status: 0, or 2 when a target row is a MISS (a missing figure is a MISS too); 1 when the
+summary cannot be made. Python 3 standard library only.
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+
+def load_results(path):
+    runs = {}
+    try:
+        with open(path) as f:
+            for number, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except ValueError as e:
+                    print(f"summary: {path}:{number}: skipped, not JSON ({e})", file=sys.stderr)
+                    continue
+                if isinstance(record, dict):
+                    runs[record.get("run")] = record
+    except FileNotFoundError:
+        pass
+    return runs
+
+
+def load_targets(path):
+    with open(path) as f:
+        document = json.load(f)
+    targets = document["targets"]
+    values = {}
+    for name, target in targets.items():
+        value = target["value"] if isinstance(target, dict) else target
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise ValueError(f"{path}: target {name}: value must be a number, not {value!r}")
+        values[name] = value
+    return values, targets
+
+
+def get(record, *path):
+    for key in path:
+        if not isinstance(record, dict) or record.get(key) is None:
+            return None
+        record = record[key]
+    return record
+
+
+def num(value, unit="", digits=1):
+    if value is None:
+        return "n/a"
+    return f"{value:,.{digits}f}{unit}"
+
+
+def verdict(condition):
+    # No figure (the run failed, timed out or was skipped) is a miss too.
+    return "MISS" if condition is None else ("PASS" if condition else "MISS")
+
+
+def ratio_of(a, b):
+    return a / b if a is not None and b else None
+
+
+class Summary:
+    def __init__(self, runs, settings, targets):
+        self.runs = runs
+        self.settings = settings
+        self.t = targets
+        self.rows = []
+
+    def ok(self, run):
+        r = self.runs.get(run)
+        return r if r is not None and "error" not in r and r.get("exit_status", 0) == 0 else None
+
+    def pg(self, context, script="plain", mode="prepared"):
+        return self.ok(f"pgbench_{context}_{script}_{mode}")
+
+    def add(self, block, benchmark, service, pgbench, ratio, service_text, pgbench_text, target, result, key):
+        self.rows.append({
+            "key": key, "block": block, "benchmark": benchmark, "service": service, "pgbench": pgbench,
+            "ratio": ratio, "service_text": service_text, "pgbench_text": pgbench_text, "target": target,
+            "result": result,
+        })
+
+    def throughput_rows(self, block, prefix, judged):
+        t = self.t
+        for c in self.settings.get("concurrency", []):
+            svc = self.ok(f"{prefix}throughput_c{c}")
+            context = f"{prefix}throughput_c{c}"
+            prepared, extended = self.pg(context), self.pg(context, mode="extended")
+            s, p, e = get(svc, "accepted_per_s"), get(prepared, "tps"), get(extended, "tps")
+            ratio = ratio_of(s, p)
+            if judged:
+                target = f">= {t['throughput_ratio_min']} x pgbench"
+                result = verdict(None if ratio is None else ratio >= t["throughput_ratio_min"])
+            else:
+                target = "(info)"
+                result = "info"
+            label = "pinned " if prefix else ""
+            self.add(block, f"{label}throughput c={c} (webhooks/s)", s, p, ratio, num(s, "/s"),
+                     f"{num(p, '/s')} (ext {num(e)})", target, result, f"{prefix}throughput_c{c}")
+            cpu = get(svc, "server_cpu_us_per_webhook")
+            self.add(block, f"{label}server CPU/webhook c={c}", cpu, None, None,
+                     "n/a" if cpu is None else f"{num(cpu, ' us', 1)} ({num(get(svc, 'server_cpu_s'), ' s', 2)})",
+                     "-", "(info)", "info", f"{prefix}server_cpu_us_per_webhook_c{c}")
+
+    def build(self):
+        t = self.t
+        s = self.settings
+        self.throughput_rows("unpinned", "", judged=True)
+
+        rate = s.get("rate")
+        svc = self.ok(f"deliver_r{rate}")
+        prepared = self.pg(f"rate_r{rate}")
+        extended = self.pg(f"rate_r{rate}", mode="extended")
+        sv, p, e = get(svc, "latency_ms", "p99"), get(prepared, "latency_ms", "p99"), get(extended, "latency_ms", "p99")
+        self.add("unpinned", f"deliver p99 at {rate}/s (ms)", sv, p, ratio_of(sv, p), num(sv, " ms", 2),
+                 f"{num(p, ' ms', 2)} (ext {num(e, digits=2)})", f"<= pgbench + {t['deliver_p99_slack_ms']} ms",
+                 verdict(None if sv is None or p is None else sv <= p + t["deliver_p99_slack_ms"]), f"deliver_r{rate}_p99")
+        lost, dup = get(svc, "lost"), get(svc, "duplicates")
+        self.add("unpinned", f"deliver lost / dup (of {num(get(svc, 'sent'), digits=0)} sent)", [lost, dup], None,
+                 None, f"{num(lost, digits=0)} / {num(dup, digits=0)}", "-", "(info)", "info", "deliver_lost")
+
+        svc = self.ok("streams")
+        v = get(svc, "opened")
+        self.add("unpinned", "streams open at once", v, None, None,
+                 "n/a" if svc is None else num(v, digits=0) + f" ({num(get(svc, 'failures'), digits=0)} failed)", "-",
+                 f">= {t['streams_open_min']:,}", verdict(None if v is None else v >= t["streams_open_min"]),
+                 "streams_open")
+        v = get(svc, "rss_per_stream_bytes")
+        self.add("unpinned", "server RSS per stream (bytes)", v, None, None, num(v, " B", 0), "-",
+                 f"<= {t['rss_per_stream_bytes_max']:,} B",
+                 verdict(None if v is None else v <= t["rss_per_stream_bytes_max"]), "rss_per_stream")
+        v = get(svc, "open_rate_per_s")
+        self.add("unpinned", "stream open rate (streams/s)", v, None, None, num(v, "/s"), "-",
+                 f">= {t['open_rate_per_s_min']:,}/s", verdict(None if v is None else v >= t["open_rate_per_s_min"]),
+                 "open_rate")
+
+        svc = self.ok("fanout")
+        v, n, received = get(svc, "last_ms"), get(svc, "streams"), get(svc, "received")
+        p = get(self.ok("fanout_floor"), "last_ms")
+        self.add("unpinned", "fanout: last ops stream (ms)", v, p, ratio_of(v, p),
+                 "n/a" if svc is None else num(v, " ms", 1) + f" ({num(received, digits=0)}/{num(n, digits=0)})",
+                 "-" if p is None else num(p, " ms", 1) + " floor",
+                 f"{t['fanout_streams_min']:,} streams, < {t['fanout_last_ms_max']} ms",
+                 verdict(None if None in (v, n, received) else
+                         n >= t["fanout_streams_min"] and received >= n and v < t["fanout_last_ms_max"]),
+                 "fanout_last")
+
+        svc = self.ok("reconnect")
+        v, n = get(svc, "all_live_after_ms"), get(svc, "streams")
+        self.add("unpinned", "reconnect: all live again (ms)", v, None, None,
+                 "n/a" if svc is None else num(v, " ms", 0) + f" ({num(n, digits=0)} streams)", "-",
+                 f"{t['reconnect_streams_min']:,} streams, < {t['reconnect_all_live_ms_max']:,} ms",
+                 verdict(None if v is None or n is None else
+                         n >= t["reconnect_streams_min"] and v < t["reconnect_all_live_ms_max"]),
+                 "reconnect_all_live")
+        lost, dup = get(svc, "lost"), get(svc, "duplicates")
+        self.add("unpinned", "reconnect: lost / duplicates", [lost, dup], None, None,
+                 f"{num(lost, digits=0)} / {num(dup, digits=0)}", "-",
+                 f"{t['reconnect_lost_max']} / {t['reconnect_duplicates_max']}",
+                 verdict(None if lost is None or dup is None else
+                         lost <= t["reconnect_lost_max"] and dup <= t["reconnect_duplicates_max"]),
+                 "reconnect_lost_duplicates")
+
+        if get(s, "pinned", "enabled"):
+            self.throughput_rows("pinned", "pinned_", judged=False)
+        return self.rows
+
+
+def print_pgbench(pg_rows, settings):
+    print()
+    print("pgbench (the service's webhook transaction, same cluster; prepared = the service's protocol)")
+    header = (f"{'run':<44} {'script':<19} {'mode':<8} {'pin':<3} {'c':>3} {'rate':>5} {'tps':>9} {'p50 ms':>8} "
+              f"{'p99 ms':>8} {'p99.9 ms':>9} {'max ms':>8} {'failed':>6}")
+    print(header)
+    print("-" * len(header))
+    for r in pg_rows:
+        lat = r.get("latency_ms") or {}
+        pin = "yes" if r.get("pinned") else "no"
+        print(f"{str(r.get('run')):<44} {str(r.get('script')):<19} {str(r.get('mode')):<8} {pin:<3} "
+              f"{r.get('clients') or '-':>3} {r.get('rate') or '-':>5} {num(r.get('tps')):>9} "
+              f"{num(lat.get('p50'), digits=2):>8} {num(lat.get('p99'), digits=2):>8} "
+              f"{num(lat.get('p999'), digits=2):>9} {num(lat.get('max'), digits=2):>8} {r.get('failed', 0):>6}"
+              + ("  ERROR" if "error" in r else ""))
+    pinned = settings.get("pinned") or {}
+    if pinned.get("enabled"):
+        print(f"pinned: PostgreSQL on CPU {pinned.get('db_cpus')} (postmaster and backends as checked: "
+              f"{pinned.get('postgres_affinity', 'n/a')}), server, load generator and pgbench on CPU "
+              f"{pinned.get('client_cpus')} (server as checked: {pinned.get('server_affinity', 'n/a')})"
+              + ("" if pinned.get("verified") else "; NOT VERIFIED, or the pinned runs did not happen"))
+
+
+def print_rows(rows, title, block):
+    rows = [r for r in rows if r["block"] == block]
+    if not rows:
+        return
+    print()
+    print(title)
+    header = f"{'benchmark':<36} {'service':>24} {'pgbench (prepared)':>26} {'ratio':>6}  {'target':<28} result"
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        ratio = "-" if r["ratio"] is None else f"{r['ratio']:.2f}"
+        print(f"{r['benchmark']:<36} {r['service_text']:>24} {r['pgbench_text']:>26} {ratio:>6}  "
+              f"{r['target']:<28} {r['result']}")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="bench/run.sh's summary tables and summary.json.")
+    parser.add_argument("--results", required=True)
+    parser.add_argument("--settings", required=True)
+    parser.add_argument("--targets", required=True)
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args(argv)
+
+    with open(args.settings) as f:
+        settings = json.load(f)
+    targets, targets_detail = load_targets(args.targets)
+    runs = load_results(args.results)
+
+    pg_rows = [r for r in runs.values() if r.get("benchmark") == "pgbench"]
+    print_pgbench(pg_rows, settings)
+    rows = []
+    if not settings.get("only_pgbench"):
+        rows = Summary(runs, settings, targets).build()
+        print_rows(rows, "summary (service against pgbench -M prepared and the targets)", "unpinned")
+        print_rows(rows, "pinned (PostgreSQL alone on its CPU; the service, its load and pgbench on the other)",
+                   "pinned")
+
+    summary = {
+        "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "settings": settings,
+        "targets": targets,
+        "targets_file": args.targets,
+        "rows": rows,
+        "pgbench": pg_rows,
+    }
+    tmp = args.out + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(summary, f, indent=2)
+        f.write("\n")
+    os.replace(tmp, args.out)
+    return 2 if any(r["result"] == "MISS" for r in rows) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
