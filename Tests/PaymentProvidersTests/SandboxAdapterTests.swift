@@ -43,6 +43,20 @@ struct SandboxAdapterTests {
         #expect(delivery.rawBody == Array(self.body.utf8))
     }
 
+    /// Spaces and tabs around the header's parts are allowed (HTTP's optional whitespace); other
+    /// white space is not whitespace there, and the part it surrounds is not read.
+    @Test func optionalWhitespaceAroundParts() throws {
+        let signed = sandboxSignature(self.body, secret: "new-secret", timestamp: 1_790_000_000)
+        let spaced = signed.replacingOccurrences(of: "t=", with: " \tt = ").replacingOccurrences(
+            of: ",v1=",
+            with: " , v1=\t"
+        )
+        _ = try self.adapter.verify(self.request(self.body, signature: spaced + " "), now: self.now)
+        let nonBreaking = signed.replacingOccurrences(of: "t=", with: "\u{00A0}t=")
+        #expect(self.rejection(self.request(self.body, signature: nonBreaking))?.reason == .missingSignature)
+        #expect(self.rejection(self.request(self.body, signature: " \t "))?.reason == .missingSignature)
+    }
+
     /// A secret being rotated out still verifies, and so does a header carrying both signatures.
     @Test func rotatedSecrets() throws {
         let old = sandboxSignature(self.body, secret: "old-secret", timestamp: 1_790_000_000)

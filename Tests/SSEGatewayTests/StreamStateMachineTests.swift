@@ -157,6 +157,22 @@ struct StreamStateMachineTests {
 
     // MARK: Chains
 
+    /// Replayed ids go out once, in increasing order, never at or below the cursor, and nothing
+    /// after the order's `finish`, which ends the stream.
+    @Test func replayWritesEachIDOnceThroughFinish() {
+        var machine = StreamStateMachine(openedAt: opened)
+        _ = machine.startRead(cursor: 3, latestEventID: 9, finishEventID: nil)
+        #expect(
+            machine.replayRead([event(2), event(3), event(4), event(4), event(7)]) == .write([event(4), event(7)])
+        )
+        #expect(
+            machine.replayRead([event(7), event(8), event(9, "finish"), event(10)])
+                == .writeAndFinish([event(8), event(9, "finish")])
+        )
+        #expect(machine.replayRead([event(10)]) == .stop(.finished))
+        #expect(machine.lastSent == nil)
+    }
+
     /// Register, replay, live: each id once, in order, through `finish`, and nothing after it.
     @Test func replayThenLiveThenFinish() {
         var machine = StreamStateMachine(openedAt: opened)
