@@ -122,7 +122,7 @@ struct HostileInputTests {
     /// answer comes while most of it was never sent.
     @Test func oversizedBodyRefusedBeforeItIsRead() async throws {
         try await withLiveApp { client, _ in
-            let connection = try RawConnection(port: client.port, receiveTimeout: .seconds(2))
+            let connection = try RawConnection(port: client.port, receiveTimeout: .seconds(6))
             connection.send(
                 "POST /v1/webhooks/sandbox HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
                     + "Content-Length: 50000000\r\n\r\n"
@@ -139,7 +139,7 @@ struct HostileInputTests {
     @Test(arguments: ["/v1/orders", "/v1/webhooks/sandbox"])
     func malformedChunkedBodyIsABadRequest(path: String) async throws {
         try await withLiveApp { client, _ in
-            let connection = try RawConnection(port: client.port, receiveTimeout: .seconds(2))
+            let connection = try RawConnection(port: client.port, receiveTimeout: .seconds(6))
             connection.send(
                 "POST \(path) HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer \(TestSecrets.apiKey)\r\n"
                     + "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n"
