@@ -96,6 +96,96 @@ public final class Connection {
         return try self.consume(result)
     }
 
+    /// Sends the batch's statements together and reads its value from their results.
+    ///
+    /// More than one statement goes in libpq's pipeline mode (PostgreSQL 14+): all of them, then
+    /// one Sync, in one round trip instead of one per statement. The server runs them in order;
+    /// when one fails it skips the rest up to the Sync, and the first error is thrown. Outside a
+    /// transaction the batch is one implicit transaction (a failure undoes all of it); inside one,
+    /// the failure leaves the transaction failed, as it would sequentially.
+    ///
+    /// The pipeline is written whole before its results are read; when the socket is full, libpq
+    /// reads what the server sent while it waits to write, so a long batch cannot deadlock.
+    @discardableResult
+    public func run<Value>(_ batch: Batch<Value>) throws -> Value {
+        try batch.value(from: try self.pipeline(batch.statements))
+    }
+
+    private func pipeline(_ statements: [Statement]) throws(PostgresError) -> [QueryResult] {
+        if statements.count <= 1 {
+            return try statements.first.map { statement throws(PostgresError) in
+                [try self.query(statement.sql, statement.parameters)]
+            } ?? []
+        }
+        let bindings = statements.map { $0.parameters.map(\.postgresBinding) }
+        // Preparing waits for the server, which pipeline mode does not allow: new statements are
+        // prepared first (once per connection).
+        var names: [String?] = []
+        for (statement, binding) in zip(statements, bindings) {
+            names.append(try self.preparedName(statement.sql, binding))
+        }
+        guard PQenterPipelineMode(self.handle) == 1 else { throw self.connectionError(kind: .connectionBroken) }
+        do throws(PostgresError) {
+            for ((statement, binding), name) in zip(zip(statements, bindings), names) {
+                let sent = try withParameterArrays(binding) { types, values, lengths, formats in
+                    if let name {
+                        PQsendQueryPrepared(self.handle, name, Int32(binding.count), values, lengths, formats, 1)
+                    } else {
+                        PQsendQueryParams(
+                            self.handle,
+                            statement.sql,
+                            Int32(binding.count),
+                            types,
+                            values,
+                            lengths,
+                            formats,
+                            1
+                        )
+                    }
+                }
+                guard sent == 1 else { throw self.connectionError(kind: .connectionBroken) }
+            }
+            guard PQpipelineSync(self.handle) == 1 else { throw self.connectionError(kind: .connectionBroken) }
+            return try self.pipelineResults(count: statements.count)
+        } catch {
+            // A pipeline that did not reach its end leaves libpq's state unknown: the connection
+            // closes, and the pool replaces it.
+            if error.kind == .connectionBroken || PQpipelineStatus(self.handle) != PQ_PIPELINE_OFF { self.close() }
+            throw error
+        }
+    }
+
+    /// Reads one result per statement, then the Sync's, and leaves pipeline mode; throws the first
+    /// statement's error once the pipeline has ended.
+    private func pipelineResults(count: Int) throws(PostgresError) -> [QueryResult] {
+        var results: [QueryResult] = []
+        var firstError: PostgresError?
+        for _ in 0..<count {
+            guard let result = PQgetResult(self.handle) else { throw self.connectionError(kind: .connectionBroken) }
+            switch PQresultStatus(result) {
+            case PGRES_COMMAND_OK, PGRES_TUPLES_OK, PGRES_EMPTY_QUERY:
+                results.append(QueryResult(copying: result))
+            case PGRES_PIPELINE_ABORTED:
+                break
+            default:
+                firstError = firstError ?? self.serverError(from: result)
+            }
+            PQclear(result)
+            // Each statement's results end with a null.
+            guard PQgetResult(self.handle) == nil else {
+                throw PostgresError(kind: .connectionBroken, message: "a pipelined statement returned several results")
+            }
+        }
+        guard let sync = PQgetResult(self.handle) else { throw self.connectionError(kind: .connectionBroken) }
+        let synced = PQresultStatus(sync) == PGRES_PIPELINE_SYNC
+        PQclear(sync)
+        guard synced, PQexitPipelineMode(self.handle) == 1 else {
+            throw firstError ?? self.connectionError(kind: .connectionBroken)
+        }
+        if let firstError { throw firstError }
+        return results
+    }
+
     /// The name of the statement prepared for `sql` with these parameter types, preparing it on
     /// first use; `nil` once the connection holds ``maximumPrepared``.
     private func preparedName(_ sql: String, _ bindings: [PostgresBinding]) throws(PostgresError) -> String? {
@@ -134,7 +224,12 @@ public final class Connection {
     /// True while libpq considers the connection good and no transaction is left open on it.
     var isReusable: Bool {
         !self.isClosed && PQstatus(self.handle) == CONNECTION_OK
-            && PQtransactionStatus(self.handle) == PQTRANS_IDLE
+            && PQtransactionStatus(self.handle) == PQTRANS_IDLE && PQpipelineStatus(self.handle) == PQ_PIPELINE_OFF
+    }
+
+    /// True while a transaction is open (or failed and not yet rolled back) on a good connection.
+    var isInTransaction: Bool {
+        !self.isClosed && [PQTRANS_INTRANS, PQTRANS_INERROR].contains(PQtransactionStatus(self.handle))
     }
 
     /// Checks, without waiting, that an idle connection is still alive.

@@ -39,7 +39,7 @@ extension OrderStore {
             guard !order.status.isFinal && order.status != .refunded else {
                 throw OrderStoreError.orderFinished(order.status)
             }
-            let appended = try Self.appendEvent(orderID: orderID, name: name, data: data, on: connection)
+            let appended = try connection.run(Self.event(orderID: orderID, name: name, data: data))
             if let idempotency {
                 try Self.rememberKey(
                     idempotency.key,
@@ -64,11 +64,8 @@ extension OrderStore {
             var machine = OrderStateMachine(status: order.status, price: order.price)
             switch machine.cancelRequested() {
             case .cancel:
-                let appended = try Self.changeStatus(
-                    orderID: orderID,
-                    from: order.status,
-                    to: .canceled,
-                    on: connection
+                let appended = try connection.run(
+                    Self.statusChange(orderID: orderID, from: order.status, to: .canceled)
                 )
                 return (try Self.order(id: orderID, on: connection)!, appended)
             case .alreadyCanceled:
@@ -94,13 +91,14 @@ extension OrderStore {
                 """,
                 [limit]
             ).map(Self.order(from:))
-            var expired: [AppendedEvent] = []
+            // Every expiry goes in one batch: one round trip for the sweep, however many are due.
+            var expiries = Batch<[AppendedEvent]>.constant([])
             for order in due {
                 var machine = OrderStateMachine(status: order.status, price: order.price)
                 guard case .transition(let from, let to, _) = machine.expiryReached() else { continue }
-                expired += try Self.changeStatus(orderID: order.id, from: from, to: to, on: connection)
+                expiries = expiries.and(Self.statusChange(orderID: order.id, from: from, to: to)).map { $0 + $1 }
             }
-            return (due.count, expired)
+            return (due.count, try connection.run(expiries))
         }
     }
 }

@@ -22,19 +22,23 @@ extension OrderStore {
         case duplicate
     }
 
-    /// Records a verified delivery and applies it, in one transaction: lock the order, decide with
-    /// the pure ``OrderStateMachine``, insert the inbox row (its unique key turns a repeat into
-    /// ``DeliveryOutcome/duplicate`` and rolls back), then write the status, events, alert and
-    /// notification.
+    /// Records a verified delivery and applies it, in one transaction of two round trips: `BEGIN`
+    /// and the order's lock; then, decided by the pure ``OrderStateMachine`` from the locked row,
+    /// the inbox row, the status, events and alert, and `COMMIT`. The inbox's unique key turns a
+    /// repeat into ``DeliveryOutcome/duplicate``: its insert comes first, so the rest is skipped and
+    /// the transaction rolls back.
     public func record(_ delivery: WebhookDelivery) async throws -> DeliveryOutcome {
         do {
-            let (outcome, alert) = try await self.appending { connection in
-                let (outcome, alert, appended) = try Self.record(delivery, on: connection)
-                return ((outcome, alert), appended)
+            let (outcome, alert) = try await self.appending {
+                delivery.orderReference.map(Self.lockOrder(reference:)) ?? .constant(nil)
+            } then: { order in
+                Self.recording(delivery, order: order)
             }
             if let alert { self.onAlert?(alert) }
             return outcome
-        } catch DuplicateDelivery.found {
+        } catch let error as PostgresError
+            where error.sqlState == .uniqueViolation && error.constraint == Self.inboxUniqueKey
+        {
             return .duplicate
         }
     }
@@ -59,16 +63,14 @@ extension OrderStore {
         return nil
     }
 
-    /// Thrown inside the transaction to roll it back when the inbox already has the delivery.
-    private enum DuplicateDelivery: Error {
-        case found
-    }
+    /// The inbox's unique key on (provider, provider_event_id).
+    private static let inboxUniqueKey = "webhook_inbox_provider_provider_event_id_key"
 
-    /// Returns the outcome, the alert raised, and the events appended to the order's log.
-    private static func record(_ delivery: WebhookDelivery, on connection: Connection) throws -> (
-        DeliveryOutcome, Alert?, [AppendedEvent]
-    ) {
-        let order = try delivery.orderReference.flatMap { try Self.lockOrder(reference: $0, on: connection) }
+    /// What recording the delivery writes, given the order it names (locked), and what it returns:
+    /// the outcome, the alert raised, and the events appended to the order's log.
+    private static func recording(_ delivery: WebhookDelivery, order: Order?) -> Batch<
+        ((DeliveryOutcome, Alert?), [AppendedEvent])
+    > {
         var machine = order.map { OrderStateMachine(status: $0.status, price: $0.price) }
         let action: OrderStateMachine.Action?
         if let order, delivery.event != nil, order.provider != delivery.provider {
@@ -92,94 +94,96 @@ extension OrderStore {
             case (_, _, .reject(let alert)?): alert.kind == .contradiction ? .contradiction : .mismatch
             case (_, _, .ignore?), (_, _, nil): .noChange
             }
-        let inserted = try connection.query(
-            """
-            INSERT INTO webhook_inbox (provider, provider_event_id, order_reference, order_id, event_type, outcome, raw_body)
-            VALUES ($1, $2, $3, $4, $5, $6, $7)
-            ON CONFLICT (provider, provider_event_id) DO NOTHING
-            RETURNING id
-            """,
-            [
-                delivery.provider.rawValue, delivery.eventID, delivery.orderReference, order?.id, delivery.eventType,
-                outcome.rawValue, delivery.rawBody,
-            ]
-        )
-        guard !inserted.isEmpty else { throw DuplicateDelivery.found }
-
-        guard let order, let event = delivery.event, let action else {
-            guard outcome == .unknownOrder else { return (outcome, nil, []) }
-            let alert = try Self.raiseAlert(
+        // No ON CONFLICT: a repeat must fail here, so that nothing after it runs.
+        let inbox = Batch([
+            Statement(
+                """
+                INSERT INTO webhook_inbox (provider, provider_event_id, order_reference, order_id, event_type, outcome, raw_body)
+                VALUES ($1, $2, $3, $4, $5, $6, $7)
+                """,
+                [
+                    delivery.provider.rawValue, delivery.eventID, delivery.orderReference, order?.id,
+                    delivery.eventType, outcome.rawValue, delivery.rawBody,
+                ]
+            )
+        ])
+        let alert: Batch<Alert?>
+        let appended: Batch<[AppendedEvent]>
+        switch (order, delivery.event, action) {
+        case (let order?, let event?, let action?):
+            alert =
+                action.alert.map {
+                    Self.alert(
+                        kind: $0.kind.rawValue,
+                        provider: delivery.provider,
+                        orderID: order.id,
+                        message: $0.message
+                    )
+                    .map(Optional.some)
+                } ?? .constant(nil)
+            appended =
+                switch action {
+                case .transition(let from, let to, _): Self.statusChange(orderID: order.id, from: from, to: to)
+                case .progress: Self.progressEvent(orderID: order.id, event: event).map { [$0] }
+                case .reject, .ignore: .constant([])
+                }
+        case _ where outcome == .unknownOrder:
+            alert = Self.alert(
                 kind: "unknown_order",
                 provider: delivery.provider,
                 orderID: nil,
                 message:
-                    "\(delivery.eventType) \(delivery.eventID) names an unknown order \(delivery.orderReference ?? "(none)")",
-                on: connection
-            )
-            return (outcome, alert, [])
+                    "\(delivery.eventType) \(delivery.eventID) names an unknown order \(delivery.orderReference ?? "(none)")"
+            ).map(Optional.some)
+            appended = .constant([])
+        default:
+            alert = .constant(nil)
+            appended = .constant([])
         }
-        let alert = try action.alert.map {
-            try Self.raiseAlert(
-                kind: $0.kind.rawValue,
-                provider: delivery.provider,
-                orderID: order.id,
-                message: $0.message,
-                on: connection
-            )
-        }
-        switch action {
-        case .transition(let from, let to, _):
-            return (outcome, alert, try Self.changeStatus(orderID: order.id, from: from, to: to, on: connection))
-        case .progress:
-            return (outcome, alert, [try Self.appendProgressEvent(orderID: order.id, event: event, on: connection)])
-        case .reject, .ignore:
-            return (outcome, alert, [])
-        }
+        return inbox.and(alert).and(appended).map { written, appended in ((outcome, written.1), appended) }
     }
 
     /// Locks the order a provider names: our id first, else the merchant's order id.
-    private static func lockOrder(reference: String, on connection: Connection) throws -> Order? {
-        try connection.query(
-            """
-            SELECT \(Self.orderColumns) FROM orders WHERE id = $1 OR merchant_order_id = $1
-            ORDER BY (id = $1) DESC LIMIT 1 FOR UPDATE
-            """,
-            [reference]
-        ).first.map(Self.order(from:))
+    private static func lockOrder(reference: String) -> Batch<Order?> {
+        Batch(
+            Statement(
+                """
+                SELECT \(Self.orderColumns) FROM orders WHERE id = $1 OR merchant_order_id = $1
+                ORDER BY (id = $1) DESC LIMIT 1 FOR UPDATE
+                """,
+                [reference]
+            )
+        ) { try $0.first.map(Self.order(from:)) }
     }
 
     /// Sets the status and appends its `status` event, and `finish` when the new status is final;
     /// returns what it appended. The order row must be locked.
-    static func changeStatus(orderID: String, from: OrderStatus, to: OrderStatus, on connection: Connection) throws
-        -> [AppendedEvent]
-    {
-        try connection.execute(
-            "UPDATE orders SET status = $2, updated_at = greatest(now(), updated_at) WHERE id = $1",
-            [orderID, to.rawValue]
-        )
-        var appended = [try Self.appendStatusEvent(orderID: orderID, previous: from, on: connection)]
-        if to.isFinal {
-            appended.append(
-                try Self.appended(
-                    connection.query(
-                        """
-                        INSERT INTO order_events (order_id, event, data)
-                        VALUES ($1, 'finish', jsonb_build_object('order_id', $1::text, 'status', $2::text))
-                        \(Self.returningAppended)
-                        """,
-                        [orderID, to.rawValue]
-                    )
-                )
+    static func statusChange(orderID: String, from: OrderStatus, to: OrderStatus) -> Batch<[AppendedEvent]> {
+        let update = Batch([
+            Statement(
+                "UPDATE orders SET status = $2, updated_at = greatest(now(), updated_at) WHERE id = $1",
+                [orderID, to.rawValue]
             )
-        }
-        return appended
+        ])
+        let status = update.and(Self.statusEvent(orderID: orderID, previous: from)).map { [$0.1] }
+        guard to.isFinal else { return status }
+        let finish = Batch(
+            Statement(
+                """
+                INSERT INTO order_events (order_id, event, data)
+                VALUES ($1, 'finish', jsonb_build_object('order_id', $1::text, 'status', $2::text))
+                \(Self.returningAppended)
+                """,
+                [orderID, to.rawValue]
+            ),
+            read: Self.appended
+        )
+        return status.and(finish).map { $0 + [$1] }
     }
 
-    private static func appendProgressEvent(orderID: String, event: PaymentEvent, on connection: Connection) throws
-        -> AppendedEvent
-    {
-        try Self.appended(
-            connection.query(
+    private static func progressEvent(orderID: String, event: PaymentEvent) -> Batch<AppendedEvent> {
+        Batch(
+            Statement(
                 """
                 INSERT INTO order_events (order_id, event, data)
                 VALUES ($1, 'progress', jsonb_strip_nulls(jsonb_build_object(
@@ -187,29 +191,30 @@ extension OrderStore {
                 \(Self.returningAppended)
                 """,
                 [orderID, event.stage, event.percent.map(Int32.init(clamping:)), event.message]
-            )
+            ),
+            read: Self.appended
         )
     }
 
     /// Records an alert and announces it on ``alertChannel``, in one statement; returns it as the
     /// ops stream shows it.
-    static func raiseAlert(
-        kind: String,
-        provider: Provider?,
-        orderID: String?,
-        message: String,
-        on connection: Connection
-    ) throws -> Alert {
-        let row = try connection.query(
-            """
-            WITH alert AS (
-                INSERT INTO alerts (kind, provider, order_id, message) VALUES ($1, $2, $3, left($4, 2000)) RETURNING *
+    static func alert(kind: String, provider: Provider?, orderID: String?, message: String) -> Batch<Alert> {
+        Batch(
+            Statement(
+                """
+                WITH alert AS (
+                    INSERT INTO alerts (kind, provider, order_id, message) VALUES ($1, $2, $3, left($4, 2000)) RETURNING *
+                )
+                SELECT id, \(Self.alertJSON), pg_notify($5, id::text) FROM alert
+                """,
+                [kind, provider?.rawValue, orderID, message, Self.alertChannel]
             )
-            SELECT id, \(Self.alertJSON), pg_notify($5, id::text) FROM alert
-            """,
-            [kind, provider?.rawValue, orderID, message, Self.alertChannel]
-        ).first!
-        return Alert(id: try row.decode(Int64.self, at: 0), data: try row.decode(String.self, at: 1))
+        ) { rows in
+            guard let row = rows.first else {
+                throw PostgresError(kind: .decoding, message: "an insert into alerts returned no row")
+            }
+            return Alert(id: try row.decode(Int64.self, at: 0), data: try row.decode(String.self, at: 1))
+        }
     }
 }
 
@@ -218,7 +223,7 @@ extension OrderStore {
     /// one statement, so one round trip.
     public func recordAlert(kind: String, provider: Provider?, orderID: String?, message: String) async throws {
         let alert = try await self.pool.withConnection { connection in
-            try Self.raiseAlert(kind: kind, provider: provider, orderID: orderID, message: message, on: connection)
+            try connection.run(Self.alert(kind: kind, provider: provider, orderID: orderID, message: message))
         }
         self.onAlert?(alert)
     }

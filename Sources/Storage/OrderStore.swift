@@ -106,7 +106,7 @@ public struct OrderStore: Sendable {
                 ]
             )
             try Self.rememberKey(idempotencyKey, requestHash: requestHash, orderID: id, on: connection)
-            try Self.appendStatusEvent(orderID: id, previous: nil, on: connection)
+            try connection.run(Self.statusEvent(orderID: id, previous: nil))
             return .created(try Self.order(id: id, on: connection)!)
         }
     }
@@ -194,12 +194,9 @@ public struct OrderStore: Sendable {
     }
 
     /// Appends a `status` event built from the order row as it is now.
-    @discardableResult
-    static func appendStatusEvent(orderID: String, previous: OrderStatus?, on connection: Connection) throws
-        -> AppendedEvent
-    {
-        try Self.appended(
-            connection.query(
+    static func statusEvent(orderID: String, previous: OrderStatus?) -> Batch<AppendedEvent> {
+        Batch(
+            Statement(
                 """
                 INSERT INTO order_events (order_id, event, data)
                 SELECT id, 'status', jsonb_build_object(
@@ -209,19 +206,19 @@ public struct OrderStore: Sendable {
                 \(Self.returningAppended)
                 """,
                 [orderID, previous?.rawValue]
-            )
+            ),
+            read: Self.appended
         )
     }
 
     /// Appends an event with the given data (JSON object text).
-    static func appendEvent(orderID: String, name: String, data: String, on connection: Connection) throws
-        -> AppendedEvent
-    {
-        try Self.appended(
-            connection.query(
+    static func event(orderID: String, name: String, data: String) -> Batch<AppendedEvent> {
+        Batch(
+            Statement(
                 "INSERT INTO order_events (order_id, event, data) VALUES ($1, $2, $3::jsonb) \(Self.returningAppended)",
                 [orderID, name, data]
-            )
+            ),
+            read: Self.appended
         )
     }
 
@@ -260,6 +257,23 @@ public struct OrderStore: Sendable {
     {
         try await self.pool.withConnection { connection in
             let (value, appended) = try connection.transaction(isolation: Self.appendIsolation, body)
+            self.announce(appended)
+            return value
+        }
+    }
+
+    /// ``appending(_:)`` in two round trips (``Connection/transaction(isolation:opening:then:)``):
+    /// `BEGIN` with `opening`, then the writes `decide` returns with `COMMIT`.
+    func appending<Opened, T: Sendable>(
+        opening: @escaping @Sendable () -> Batch<Opened>,
+        then decide: @escaping @Sendable (Opened) throws -> Batch<(T, [AppendedEvent])>
+    ) async throws -> T {
+        try await self.pool.withConnection { connection in
+            let (value, appended) = try connection.transaction(
+                isolation: Self.appendIsolation,
+                opening: opening(),
+                then: decide
+            )
             self.announce(appended)
             return value
         }
