@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make bench`: PayNotify's benchmarks on this machine, over loopback only, each beside PostgreSQL's
-# own ceiling measured with pgbench running the service's webhook transaction (bench/webhook.sql,
-# bench/webhook-notify.sql) on the same cluster. This script only runs processes; the figures are
+# own ceiling measured with pgbench running the service's webhook transaction (bench/webhook-pipeline.sql,
+# bench/webhook.sql, bench/webhook-notify.sql) on the same cluster. This script only runs processes; the figures are
 # made by Python (standard library only) beside it:
 #   bench/record.py     one run's output -> one JSON line of results.jsonl (and the settings file)
 #   bench/summary.py    results.jsonl + settings.json + bench/targets.json -> tables, summary.json
@@ -14,14 +14,15 @@
 #   3. applies the migrations and seeds BENCH_PGBENCH_ORDERS orders for pgbench (bench/seed.sql);
 #   4. starts `paynotify serve` on a free 127.0.0.1 port and runs paynotify-loadgen's benchmarks,
 #      each webhook one followed by pgbench at the same concurrency (and, for `deliver`, the same
-#      rate) in -M prepared (the service prepares its statements: the ceiling the targets use) and
-#      in -M extended (parse and plan every time), with webhook.sql, and with webhook-notify.sql in
+#      rate): webhook-pipeline.sql in -M prepared (the service prepares its statements and pipelines
+#      its writes: the ceiling the targets use), webhook.sql (one statement a round trip) in
+#      -M prepared and in -M extended (parse and plan every time), and webhook-notify.sql in
 #      -M prepared; the fan-out is followed by its floor (bench/fanout-floor.c: the same writes and
 #      reads with only the kernel); the server's CPU time (utime + stime, /proc/<pid>/stat) is read
 #      around each throughput run, for its CPU per accepted webhook;
 #   5. pinned (BENCH_PINNED): restarts the cluster under `taskset -c BENCH_PIN_DB_CPU` (the
 #      postmaster and every backend on that CPU, checked with `taskset -p`), and runs the throughput
-#      runs again with the server, the load generator and pgbench (webhook.sql, both modes) under
+#      runs again with the server, the load generator and pgbench (both scripts) under
 #      `taskset -c BENCH_PIN_CLIENT_CPU`: the ratio then shows the database path alone;
 #   6. prints the pgbench figures and a summary table against bench/targets.json, PASS or MISS
 #      (the pinned rows and CPU per webhook are information, not targets).
@@ -363,9 +364,11 @@ pgbench_run() {
     fi
 }
 
-# pgbench_set NAME CLIENTS [RATE]: webhook.sql in -M prepared (the service's protocol, the ceiling
-# the targets use) and -M extended, then webhook-notify.sql in -M prepared (BENCH_PGBENCH_NOTIFY=1).
+# pgbench_set NAME CLIENTS [RATE]: webhook-pipeline.sql in -M prepared (the service's protocol and
+# round trips, the ceiling the targets use), webhook.sql in -M prepared and -M extended, then
+# webhook-notify.sql in -M prepared (BENCH_PGBENCH_NOTIFY=1).
 pgbench_set() {
+    pgbench_run "pgbench_$1_pipeline_prepared" webhook-pipeline.sql prepared "$2" "${3:-}"
     pgbench_run "pgbench_$1_plain_prepared" webhook.sql prepared "$2" "${3:-}"
     pgbench_run "pgbench_$1_plain_extended" webhook.sql extended "$2" "${3:-}"
     if [ "$BENCH_PGBENCH_NOTIFY" = 1 ]; then
@@ -449,6 +452,7 @@ pinned_phase() {
         if [ "$BENCH_ONLY_PGBENCH" != 1 ]; then
             loadgen "pinned_throughput_c$c" $((BENCH_SECONDS + 90)) throughput --concurrency "$c" --seconds "$BENCH_SECONDS"
         fi
+        pgbench_run "pgbench_pinned_throughput_c${c}_pipeline_prepared" webhook-pipeline.sql prepared "$c"
         pgbench_run "pgbench_pinned_throughput_c${c}_plain_prepared" webhook.sql prepared "$c"
         pgbench_run "pgbench_pinned_throughput_c${c}_plain_extended" webhook.sql extended "$c"
     done

@@ -25,9 +25,7 @@ ORDER BY (id = ('ord_bench_' || lpad(:n::text, 22, '0'))) DESC LIMIT 1 FOR UPDAT
 INSERT INTO webhook_inbox (provider, provider_event_id, order_reference, order_id, event_type, outcome, raw_body)
 VALUES ('sandbox', 'evt_bench_' || :evt::text || '_' || :client_id::text, :order_id, :order_id, 'payment.processing', 'applied',
     convert_to(json_build_object('id', 'evt_bench_' || :evt::text || '_' || :client_id::text, 'type', 'payment.processing',
-        'order_id', :order_id::text, 'amount', 1999, 'currency', 'CNY', 'progress', NULL, 'stage', NULL)::text, 'UTF8'))
-ON CONFLICT (provider, provider_event_id) DO NOTHING
-RETURNING id;
+        'order_id', :order_id::text, 'amount', 1999, 'currency', 'CNY', 'progress', NULL, 'stage', NULL)::text, 'UTF8'));
 -- changeStatus: the status, then appendStatusEvent (its event built from the order row as it is now).
 UPDATE orders SET status = 'processing', updated_at = greatest(now(), updated_at) WHERE id = :order_id;
 INSERT INTO order_events (order_id, event, data)

@@ -1,14 +1,13 @@
--- pgbench script: bench/webhook.sql with the statements that follow the order's lock sent
--- together in one pipeline (libpq's pipeline mode, PostgreSQL 14+): the inbox insert, the update,
--- the event insert and COMMIT in one round trip instead of four (BEGIN and the lock stay apart: the
--- service reads the order before its state machine decides what follows). What the
--- service would gain from pipelining its webhook transaction, measured as a ceiling before any of
--- it is built (BENCHMARKS.md, "Honest ceilings"). The statements are webhook.sql's; only the event
--- insert's \gset is gone (pgbench allows none inside a pipeline, and nothing reads it).
+-- pgbench script: the service's webhook transaction as it sends it (OrderStore.record through
+-- Connection.transaction(opening:then:)), the ceiling bench/run.sh judges the service against.
+-- bench/webhook.sql's statements, with those that follow the order's lock sent together in one
+-- pipeline (libpq's pipeline mode, PostgreSQL 14+): the inbox insert, the update, the event insert
+-- and COMMIT in one round trip. The service sends BEGIN in the same pipeline as the lock, two round
+-- trips in all; pgbench needs three, because the lock's \gset (which the statements after it read)
+-- is not allowed inside a pipeline. The event insert's \gset is gone too (nothing reads it).
 --
 --   pgbench -n -M prepared -f bench/webhook-pipeline.sql -D orders=2000 -c 32 -j 2 -T 15 URL
 --
--- Not used by `make bench`: a measurement to run by hand beside webhook.sql.
 \set n random(1, :orders)
 \set evt random(1, 1000000000000000)
 BEGIN;
@@ -22,9 +21,7 @@ ORDER BY (id = ('ord_bench_' || lpad(:n::text, 22, '0'))) DESC LIMIT 1 FOR UPDAT
 INSERT INTO webhook_inbox (provider, provider_event_id, order_reference, order_id, event_type, outcome, raw_body)
 VALUES ('sandbox', 'evt_bench_' || :evt::text || '_' || :client_id::text, :order_id, :order_id, 'payment.processing', 'applied',
     convert_to(json_build_object('id', 'evt_bench_' || :evt::text || '_' || :client_id::text, 'type', 'payment.processing',
-        'order_id', :order_id::text, 'amount', 1999, 'currency', 'CNY', 'progress', NULL, 'stage', NULL)::text, 'UTF8'))
-ON CONFLICT (provider, provider_event_id) DO NOTHING
-RETURNING id;
+        'order_id', :order_id::text, 'amount', 1999, 'currency', 'CNY', 'progress', NULL, 'stage', NULL)::text, 'UTF8'));
 -- changeStatus: the status, then appendStatusEvent (its event built from the order row as it is now).
 UPDATE orders SET status = 'processing', updated_at = greatest(now(), updated_at) WHERE id = :order_id;
 INSERT INTO order_events (order_id, event, data)
