@@ -1,7 +1,7 @@
 /// One statement and its parameters, to be sent with others in a ``Batch``.
 public struct Statement {
-    public let sql: String
-    public let parameters: [any PostgresEncodable]
+    let sql: String
+    let parameters: [any PostgresEncodable]
 
     public init(_ sql: String, _ parameters: [any PostgresEncodable] = []) {
         self.sql = sql
@@ -19,7 +19,7 @@ public struct Statement {
 /// let lock = Batch(Statement("SELECT status FROM orders WHERE id = $1 FOR UPDATE", [id])) { $0.first }
 /// ```
 public struct Batch<Value> {
-    public let statements: [Statement]
+    let statements: [Statement]
     private let read: ([QueryResult]) throws -> Value
 
     /// Statements whose results, one per statement and in order, `read` turns into the value.

@@ -45,7 +45,7 @@ public final class Connection {
     /// Opens a connection, blocking until it is ready or has failed.
     ///
     /// - Throws: ``PostgresError/Kind/connectionFailed`` with libpq's message.
-    public static func connect(_ configuration: ConnectionConfiguration) throws(PostgresError) -> Connection {
+    package static func connect(_ configuration: ConnectionConfiguration) throws(PostgresError) -> Connection {
         let settings = configuration.keywordsAndValues
         let handle = withCStringArray(settings.map(\.keyword)) { keywords in
             withCStringArray(settings.map(\.value)) { values in
@@ -64,14 +64,14 @@ public final class Connection {
     }
 
     /// Closes the connection (idempotent). libpq sends a Terminate message without waiting for an answer.
-    public func close() {
+    package func close() {
         guard !self.isClosed else { return }
         self.isClosed = true
         PQfinish(self.handle)
     }
 
     /// The server process serving this connection (what `pg_terminate_backend` takes).
-    public var backendPID: Int32 { PQbackendPID(self.handle) }
+    package var backendPID: Int32 { PQbackendPID(self.handle) }
 
     /// Runs one statement with parameters bound to `$1`, `$2`, … and returns its rows.
     ///
@@ -311,7 +311,6 @@ public final class Connection {
             kind: .server,
             message: field("M") ?? "unknown server error",
             sqlState: sqlState,
-            detail: field("D"),
             constraint: field("n")
         )
     }

@@ -10,9 +10,9 @@ import class Foundation.ProcessInfo
 /// the string leaves out.
 public struct ConnectionConfiguration: Sendable, CustomStringConvertible {
     /// The string as given. It may hold a password: never log it; log ``description`` instead.
-    public let connectionString: String
+    let connectionString: String
     /// Settings applied unless the string or a `PG*` variable sets them (see ``init(_:defaults:)``).
-    public let defaults: [(keyword: String, value: String)]
+    let defaults: [(keyword: String, value: String)]
 
     /// The defaults for a long-running service: a bounded connect time (libpq's default is to wait
     /// forever); a network that went silent noticed within about half a minute, by TCP keepalives

@@ -29,11 +29,11 @@ import Synchronization
 ///   before it starts wait for it, within their acquire timeout.
 public final class ConnectionPool: Service, Sendable {
     public struct Configuration: Sendable {
-        public var connection: ConnectionConfiguration
+        var connection: ConnectionConfiguration
         /// At most this many connections are open at once. Defaults to 10.
-        public var maximumConnections: Int
+        var maximumConnections: Int
         /// How long a caller waits for a free connection before giving up. Defaults to 5 seconds.
-        public var acquireTimeout: Duration
+        var acquireTimeout: Duration
 
         public init(
             connection: ConnectionConfiguration,
@@ -61,7 +61,7 @@ public final class ConnectionPool: Service, Sendable {
         var isRunning = false
     }
 
-    public let configuration: Configuration
+    let configuration: Configuration
     private let logger: Logger
     private let threadPool: NIOThreadPool
     private let state: Mutex<State>

@@ -113,8 +113,8 @@ package struct ListenerStateMachine: Sendable {
 
 /// Capped exponential backoff: `initial`, doubling after each further failure, never above `maximum`.
 public struct Backoff: Sendable, Hashable {
-    public var initial: Duration
-    public var maximum: Duration
+    var initial: Duration
+    var maximum: Duration
 
     public init(initial: Duration = .milliseconds(100), maximum: Duration = .seconds(5)) {
         precondition(initial > .zero && maximum >= initial, "backoff needs 0 < initial <= maximum")
@@ -123,7 +123,7 @@ public struct Backoff: Sendable, Hashable {
     }
 
     /// The wait after `failures` consecutive failures (1 or more).
-    public func delay(afterFailures failures: Int) -> Duration {
+    package func delay(afterFailures failures: Int) -> Duration {
         var delay = self.initial
         for _ in 1..<max(failures, 1) {
             delay *= 2

@@ -5,13 +5,13 @@ import Signatures
 /// One schema change: a file `NNNN_name.sql` whose number orders it and whose SHA-256 checksum
 /// proves, once applied, that it has not been edited since.
 public struct Migration: Sendable, Hashable {
-    public let version: Int
-    public let name: String
-    public let sql: String
+    package let version: Int
+    package let name: String
+    let sql: String
     /// Hex SHA-256 of the file's bytes.
-    public let checksum: String
+    package let checksum: String
 
-    public init(version: Int, name: String, sql: String) {
+    package init(version: Int, name: String, sql: String) {
         self.version = version
         self.name = name
         self.sql = sql

@@ -13,9 +13,9 @@ import NIOPosix
 /// and whoever comes second finds the work done.
 public struct Migrator: Sendable {
     /// The advisory lock key: the bytes of "paynotif" read as a big-endian integer.
-    public static let advisoryLockKey: Int64 = 0x7061_796e_6f74_6966
+    static let advisoryLockKey: Int64 = 0x7061_796e_6f74_6966
 
-    public let migrations: [Migration]
+    let migrations: [Migration]
     private let logger: Logger
 
     public init(migrations: [Migration], logger: Logger) {
@@ -35,7 +35,7 @@ public struct Migrator: Sendable {
     }
 
     /// Migrates on a connection the caller owns. Blocking.
-    public func migrate(on connection: Connection) throws -> [Migration] {
+    func migrate(on connection: Connection) throws -> [Migration] {
         try connection.execute("SELECT pg_advisory_lock($1)", [Self.advisoryLockKey])
         // If the connection breaks instead, the server drops the session lock by itself.
         defer { _ = try? connection.execute("SELECT pg_advisory_unlock($1)", [Self.advisoryLockKey]) }

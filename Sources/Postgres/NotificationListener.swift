@@ -24,9 +24,9 @@ public final class NotificationListener: Service, Sendable {
         public let channel: String
         public let payload: String
         /// The server process that sent it.
-        public let backendPID: Int32
+        let backendPID: Int32
 
-        public init(channel: String, payload: String, backendPID: Int32) {
+        init(channel: String, payload: String, backendPID: Int32) {
             self.channel = channel
             self.payload = payload
             self.backendPID = backendPID
@@ -41,11 +41,11 @@ public final class NotificationListener: Service, Sendable {
     }
 
     public struct Configuration: Sendable {
-        public var connection: ConnectionConfiguration
-        public var channels: [String]
-        public var backoff: Backoff
+        var connection: ConnectionConfiguration
+        var channels: [String]
+        var backoff: Backoff
         /// Events held for a slow consumer before notifications are dropped (and a gap reported). Defaults to 10,000.
-        public var bufferSize: Int
+        var bufferSize: Int
 
         public init(
             connection: ConnectionConfiguration,
@@ -61,7 +61,7 @@ public final class NotificationListener: Service, Sendable {
         }
     }
 
-    public let configuration: Configuration
+    let configuration: Configuration
     /// The notifications and gaps, in order; for one consumer. It ends when ``run()`` returns.
     public let events: AsyncStream<Event>
     private let continuation: AsyncStream<Event>.Continuation

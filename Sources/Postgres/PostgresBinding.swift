@@ -5,27 +5,27 @@ public import struct Foundation.UUID
 /// and the type the server should read them as.
 public struct PostgresBinding: Sendable, Hashable {
     /// The wire format of a value: text (the type's input syntax) or binary (its send format).
-    public enum Format: Int32, Sendable, Hashable {
+    enum Format: Int32, Sendable, Hashable {
         case text = 0
         case binary = 1
     }
 
     /// The bytes to send; `nil` is SQL `NULL`.
-    public var bytes: [UInt8]?
-    public var format: Format
-    public var type: PostgresType
+    var bytes: [UInt8]?
+    var format: Format
+    var type: PostgresType
 
-    public init(bytes: [UInt8]?, format: Format, type: PostgresType) {
+    init(bytes: [UInt8]?, format: Format, type: PostgresType) {
         self.bytes = bytes
         self.format = format
         self.type = type
     }
 
     /// SQL `NULL`, of a type the server infers.
-    public static let null = Self(bytes: nil, format: .text, type: .unspecified)
+    static let null = Self(bytes: nil, format: .text, type: .unspecified)
 
     /// A value in the type's text input syntax; the server infers the type unless one is named.
-    public static func text(_ value: String, type: PostgresType = .unspecified) -> Self {
+    static func text(_ value: String, type: PostgresType = .unspecified) -> Self {
         Self(bytes: Array(value.utf8), format: .text, type: type)
     }
 }
@@ -36,18 +36,10 @@ public protocol PostgresEncodable: Sendable {
     var postgresBinding: PostgresBinding { get }
 }
 
-extension PostgresBinding: PostgresEncodable {
-    public var postgresBinding: PostgresBinding { self }
-}
-
 extension String: PostgresEncodable {
     /// Text with an unspecified type, so the same string binds to `text`, `uuid`, `jsonb` or an enum
     /// column as the statement requires.
     public var postgresBinding: PostgresBinding { .text(self) }
-}
-
-extension Substring: PostgresEncodable {
-    public var postgresBinding: PostgresBinding { .text(String(self)) }
 }
 
 extension Int: PostgresEncodable {

@@ -19,9 +19,9 @@ extension PostgresDecodable {
 /// Why a column could not be read as the requested type. ``Row`` wraps it into a ``PostgresError``
 /// naming the column.
 public struct PostgresDecodingError: Error, Sendable {
-    public let reason: String
+    let reason: String
 
-    public init(_ reason: String) { self.reason = reason }
+    init(_ reason: String) { self.reason = reason }
 
     static func unsupported(_ type: PostgresType, as swiftType: Any.Type) -> Self {
         Self("cannot read \(type) as \(swiftType)")
@@ -75,14 +75,6 @@ extension Int64: PostgresDecodable {
 extension Int: PostgresDecodable {
     public init(postgresBytes bytes: ArraySlice<UInt8>, type: PostgresType) throws(PostgresDecodingError) {
         self = Int(try Int64(postgresBytes: bytes, type: type))
-    }
-}
-
-extension Int32: PostgresDecodable {
-    public init(postgresBytes bytes: ArraySlice<UInt8>, type: PostgresType) throws(PostgresDecodingError) {
-        let wide = try Int64(postgresBytes: bytes, type: type)
-        guard let narrow = Int32(exactly: wide) else { throw PostgresDecodingError("\(wide) does not fit Int32") }
-        self = narrow
     }
 }
 

@@ -23,23 +23,23 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible {
         private init(_ base: Base) { self.base = base }
 
         /// The server refused a statement; ``PostgresError/sqlState`` says why.
-        public static let server = Self(.server)
+        package static let server = Self(.server)
         /// No connection could be opened (server down, refused, authentication failed, timed out).
-        public static let connectionFailed = Self(.connectionFailed)
+        package static let connectionFailed = Self(.connectionFailed)
         /// An open connection broke while in use; the statement's outcome on the server is unknown.
-        public static let connectionBroken = Self(.connectionBroken)
+        static let connectionBroken = Self(.connectionBroken)
         /// libpq could not parse the connection string or URL.
-        public static let invalidConnectionString = Self(.invalidConnectionString)
+        package static let invalidConnectionString = Self(.invalidConnectionString)
         /// A parameter cannot be sent (for example a text value holding a NUL byte).
         public static let invalidParameter = Self(.invalidParameter)
         /// A column could not be read as the requested Swift type.
         public static let decoding = Self(.decoding)
         /// Every pooled connection stayed busy for the whole acquire timeout.
-        public static let poolExhausted = Self(.poolExhausted)
+        package static let poolExhausted = Self(.poolExhausted)
         /// The pool is not running (not started yet, or shut down).
-        public static let poolClosed = Self(.poolClosed)
+        package static let poolClosed = Self(.poolClosed)
         /// The migrations on disk and the ones recorded in the database disagree.
-        public static let migration = Self(.migration)
+        package static let migration = Self(.migration)
 
         public var description: String { self.base.rawValue }
     }
@@ -49,9 +49,7 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible {
     /// The server's SQLSTATE, for ``Kind/server`` errors (and for connection errors the server reported).
     public let sqlState: SQLState?
     /// A human-readable message: the server's primary message, or ours.
-    public let message: String
-    /// The server's detail line, when it sent one. It may quote row values: log it, never show it to a client.
-    public let detail: String?
+    package let message: String
     /// The constraint the server names, for integrity violations.
     public let constraint: String?
 
@@ -59,13 +57,11 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible {
         kind: Kind,
         message: String,
         sqlState: SQLState? = nil,
-        detail: String? = nil,
         constraint: String? = nil
     ) {
         self.kind = kind
         self.message = message
         self.sqlState = sqlState
-        self.detail = detail
         self.constraint = constraint
     }
 

@@ -2,16 +2,16 @@
 /// and cross threads.
 public struct QueryResult: Sendable, RandomAccessCollection {
     /// A result column: its name and type.
-    public struct Column: Sendable, Hashable {
-        public let name: String
-        public let type: PostgresType
+    struct Column: Sendable, Hashable {
+        let name: String
+        let type: PostgresType
     }
 
-    public let columns: [Column]
+    let columns: [Column]
     /// The number of rows the statement inserted, updated, deleted or selected, from its command tag.
-    public let affectedRows: Int
+    let affectedRows: Int
     /// The command tag, such as `INSERT 0 1` or `COMMIT`.
-    public let commandTag: String
+    let commandTag: String
 
     /// Every cell's bytes, row after row, in one buffer.
     let storage: [UInt8]
@@ -49,7 +49,7 @@ public struct Row: Sendable {
     }
 
     /// Reads the cell of the named column as `T`.
-    public func decode<T: PostgresDecodable>(_: T.Type = T.self, column name: String) throws(PostgresError) -> T {
+    package func decode<T: PostgresDecodable>(_: T.Type = T.self, column name: String) throws(PostgresError) -> T {
         guard let column = self.result.columnIndex(named: name) else {
             throw PostgresError(kind: .decoding, message: "no column \"\(name)\" in the result")
         }

@@ -16,7 +16,7 @@ public struct SQLState: RawRepresentable, Sendable, Hashable, CustomStringConver
     /// failures, deadlocks, a lock or statement timeout (55P03, 57014: a deployment may set
     /// `lock_timeout` or `statement_timeout`), and the server shutting down or being unreachable
     /// (class 08, 57P0x).
-    public var isTransient: Bool {
+    var isTransient: Bool {
         switch self {
         case .serializationFailure, .deadlockDetected, .adminShutdown, .crashShutdown, .cannotConnectNow,
             .lockNotAvailable, .queryCanceled:
@@ -27,22 +27,15 @@ public struct SQLState: RawRepresentable, Sendable, Hashable, CustomStringConver
     }
 
     public static let uniqueViolation = Self(rawValue: "23505")
-    public static let foreignKeyViolation = Self(rawValue: "23503")
-    public static let notNullViolation = Self(rawValue: "23502")
-    public static let checkViolation = Self(rawValue: "23514")
-    public static let exclusionViolation = Self(rawValue: "23P01")
-    public static let invalidTextRepresentation = Self(rawValue: "22P02")
-    public static let characterNotInRepertoire = Self(rawValue: "22021")
-    public static let numericValueOutOfRange = Self(rawValue: "22003")
-    public static let serializationFailure = Self(rawValue: "40001")
-    public static let deadlockDetected = Self(rawValue: "40P01")
-    public static let lockNotAvailable = Self(rawValue: "55P03")
-    public static let queryCanceled = Self(rawValue: "57014")
-    public static let adminShutdown = Self(rawValue: "57P01")
-    public static let crashShutdown = Self(rawValue: "57P02")
-    public static let cannotConnectNow = Self(rawValue: "57P03")
-    public static let syntaxError = Self(rawValue: "42601")
-    public static let undefinedTable = Self(rawValue: "42P01")
-    public static let undefinedColumn = Self(rawValue: "42703")
-    public static let inFailedTransaction = Self(rawValue: "25P02")
+    package static let foreignKeyViolation = Self(rawValue: "23503")
+    package static let checkViolation = Self(rawValue: "23514")
+    static let serializationFailure = Self(rawValue: "40001")
+    static let deadlockDetected = Self(rawValue: "40P01")
+    static let lockNotAvailable = Self(rawValue: "55P03")
+    package static let queryCanceled = Self(rawValue: "57014")
+    static let adminShutdown = Self(rawValue: "57P01")
+    static let crashShutdown = Self(rawValue: "57P02")
+    static let cannotConnectNow = Self(rawValue: "57P03")
+    package static let undefinedTable = Self(rawValue: "42P01")
+    package static let inFailedTransaction = Self(rawValue: "25P02")
 }
