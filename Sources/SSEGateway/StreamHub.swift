@@ -259,19 +259,19 @@ public final class StreamHub: Sendable {
             }
             var texts: [(sink: any StreamSink, text: String)] = []
             for id in ids {
-                let action = state.streams.update(id) {
-                    $0.machine.eventsPublished(events, following: predecessor, now: now, policy: self.policy)
+                let published = state.streams.update(id) {
+                    ($0.machine.eventsPublished(events, following: predecessor, now: now, policy: self.policy), $0.sink)
                 }
+                guard let (action, sink) = published else { continue }
                 switch action {
-                case .none?, nil:
+                case .none:
                     continue
-                case .drop?:
+                case .drop:
                     if let stream = state.remove(id) { overflowed.append(stream.onOverflow) }
-                case .write(let range)?:
-                    let sink = state.streams[id]!.sink!
+                case .write(let range):
                     writes.append((id, events[range]))
-                    texts.append((sink, encoded[range].joined()))
-                case .writeAndFinish(let range)?:
+                    texts.append((sink!, encoded[range].joined()))
+                case .writeAndFinish(let range):
                     let stream = state.remove(id)!
                     writes.append((id, events[range]))
                     texts.append((stream.sink!, encoded[range].joined()))
@@ -301,20 +301,23 @@ public final class StreamHub: Sendable {
         self.state.withLock { state in
             for (slot, ids) in state.wheel.advance(to: now) {
                 for id in ids {
-                    // A stream refiled since, or gone, is skipped here.
-                    guard let stream = state.streams[id], stream.slot == slot, let sink = stream.sink else { continue }
-                    let action = state.streams.update(id) { $0.machine.heartbeatDue(now: now, policy: self.policy) }
-                    switch action {
-                    case .expire?:
-                        if let onEnd = state.remove(id)?.onEnd { expired.append(onEnd) }
-                        continue
-                    case .keepalive?:
-                        keepalives.append((id, sink))
-                    case .none?, nil:
-                        break
+                    let due = state.streams.update(id) {
+                        stream -> (StreamStateMachine.HeartbeatAction, any StreamSink)? in
+                        // A stream refiled since is skipped here (one gone is not found at all).
+                        guard stream.slot == slot, let sink = stream.sink else { return nil }
+                        let action = stream.machine.heartbeatDue(now: now, policy: self.policy)
+                        if action != .expire {
+                            stream.slot = state.wheel.file(id, dueAt: stream.machine.nextDue(policy: self.policy)!)
+                        }
+                        return (action, sink)
                     }
-                    state.streams.update(id) { stream in
-                        stream.slot = state.wheel.file(id, dueAt: stream.machine.nextDue(policy: self.policy)!)
+                    switch due ?? nil {
+                    case (.expire, _)?:
+                        if let onEnd = state.remove(id)?.onEnd { expired.append(onEnd) }
+                    case (.keepalive, let sink)?:
+                        keepalives.append((id, sink))
+                    case (.none, _)?, nil:
+                        break
                     }
                 }
             }
