@@ -156,8 +156,10 @@ struct StreamLimitTests {
                 }
                 posted.close()
                 let results = try await group.reduce(into: []) { $0.append($1) }
-                // Well before the clients' own 90 s deadlines: the server closed the stalled stream.
-                #expect(ContinuousClock.now - started < .seconds(45))
+                // Before the clients' own 90 s deadlines: the server closed the stalled stream. (The
+                // time is mostly the posting of up to 3,000 events, which a 2-core machine running
+                // the other suites beside this one has taken 47 s to do.)
+                #expect(ContinuousClock.now - started < .seconds(75))
                 return results
             }
             #expect(dropped.count == 1, "the stalled client was never dropped")
