@@ -27,8 +27,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-extras", from: "1.35.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
@@ -62,6 +64,22 @@ let package = Package(
         ),
         .target(
             name: "EventLog",
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "NetworkAddresses",
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "MerchantWebhooks",
+            dependencies: [
+                "NetworkAddresses",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -123,6 +141,8 @@ let package = Package(
             name: "PayNotify",
             dependencies: [
                 "EventLog",
+                "MerchantWebhooks",
+                "NetworkAddresses",
                 "PaymentProviders",
                 "Payments",
                 "Postgres",
@@ -213,6 +233,11 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "MerchantWebhooksTests",
+            dependencies: ["MerchantWebhooks", "NetworkAddresses"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -51,3 +51,9 @@ extension APIError {
         message: "The server failed to handle the request; it has been logged."
     )
 }
+
+/// A request field that breaks a rule: `422 invalid_field`, the message naming the field and the
+/// rule ("amount must be between 1 and 10^12 minor units").
+func invalid(_ field: String, _ rule: String) -> APIError {
+    APIError(.unprocessableContent, code: "invalid_field", message: "\(field) \(rule)")
+}

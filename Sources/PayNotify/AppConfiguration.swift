@@ -1,5 +1,7 @@
 import Foundation
 public import Logging
+public import MerchantWebhooks
+public import NetworkAddresses
 public import Postgres
 public import SSEGateway
 
@@ -49,6 +51,19 @@ public import SSEGateway
 ///   - `PAYNOTIFY_TRUSTED_PROXIES`: addresses or CIDR ranges (comma-separated) whose
 ///     `X-Forwarded-For` is believed. Default none.
 ///   - `PAYNOTIFY_ADMIN_TOKEN`: the ops stream's token, 16+ characters; unset disables the ops stream.
+///   - `PAYNOTIFY_ALLOW_HTTP_WEBHOOKS`: merchant webhook endpoints may be `http://` to a loopback
+///     host (development). Default `false`: `https` only.
+///   - `PAYNOTIFY_WEBHOOK_ALLOWED_CIDRS`: addresses or CIDR ranges (comma-separated) merchant
+///     webhooks may reach although they are loopback, private or link-local. Default none.
+///   - `PAYNOTIFY_WEBHOOK_RETRY_SCHEDULE`: when a message's attempts happen, the first (at once)
+///     then after each failure, such as the default `0s,5s,5m,30m,2h,5h,10h,10h`.
+///   - `PAYNOTIFY_WEBHOOK_TIMEOUT_SECONDS`: an attempt without a whole answer by then failed. Default `15`.
+///   - `PAYNOTIFY_WEBHOOK_ENDPOINT_CONCURRENCY`: attempts in flight to one endpoint, per instance. Default `4`.
+///   - `PAYNOTIFY_WEBHOOK_MAX_IN_FLIGHT`: attempts in flight per instance. Default `256`.
+///   - `PAYNOTIFY_WEBHOOK_DISABLE_AFTER_SECONDS`: an endpoint that failed everything this long (and
+///     at least 12 hours) is disabled. Default `432000` (5 days).
+///   - `PAYNOTIFY_WEBHOOK_CA_FILE`: a PEM file of certificate authorities trusted for merchant
+///     endpoints beside the system's (a private CA). Default none.
 ///   - `PAYNOTIFY_DEMO`: serve the checkout demo's endpoints (`/demo/…`), which create sandbox orders
 ///     and sign sandbox deliveries. Development only; needs `PAYNOTIFY_SANDBOX_SECRETS`. Default `false`.
 public struct AppConfiguration: Sendable {
@@ -92,6 +107,18 @@ public struct AppConfiguration: Sendable {
         public var trustedProxies: [IPAddressRange]
     }
 
+    /// Webhooks to the merchant's backend.
+    public struct MerchantWebhooks: Sendable {
+        public var allowHTTP: Bool
+        public var allowedAddresses: [IPAddressRange]
+        public var schedule: RetrySchedule
+        public var timeout: Duration
+        public var perEndpoint: Int
+        public var maximumInFlight: Int
+        public var disableAfter: Duration
+        public var trustRoots: [String]
+    }
+
     public struct Log: Sendable {
         public var level: Logger.Level
         public var format: LogFormat
@@ -103,6 +130,7 @@ public struct AppConfiguration: Sendable {
     public var limits: StreamLimits
     public var security: Security
     public var providers: Providers
+    public var merchantWebhooks: MerchantWebhooks
     public var log: Log
     /// How often pending orders past their deadline expire.
     public var expirySweepInterval: Duration
@@ -147,9 +175,10 @@ public struct AppConfiguration: Sendable {
             streamSecret: Self.streamSecret(reader),
             adminToken: reader.secrets("PAYNOTIFY_ADMIN_TOKEN", minimumLength: 16, required: false).first,
             allowedOrigins: Self.allowedOrigins(reader),
-            trustedProxies: Self.trustedProxies(reader)
+            trustedProxies: Self.ranges(reader, "PAYNOTIFY_TRUSTED_PROXIES")
         )
         self.providers = Providers(reader)
+        self.merchantWebhooks = Self.merchantWebhooks(reader)
         self.log = Log(
             level: reader.choice("PAYNOTIFY_LOG_LEVEL", default: .info),
             format: reader.choice("PAYNOTIFY_LOG_FORMAT", default: .text)
@@ -222,8 +251,38 @@ extension AppConfiguration {
         return .only(Set(values))
     }
 
-    private static func trustedProxies(_ reader: SettingsReader) -> [IPAddressRange] {
-        let setting = "PAYNOTIFY_TRUSTED_PROXIES"
+    private static func merchantWebhooks(_ reader: SettingsReader) -> MerchantWebhooks {
+        let scheduleSetting = "PAYNOTIFY_WEBHOOK_RETRY_SCHEDULE"
+        var schedule = RetrySchedule.standard
+        if let text = reader.string(scheduleSetting) {
+            if let parsed = RetrySchedule(parsing: text) {
+                schedule = parsed
+            } else {
+                reader.refuse(scheduleSetting, "is not a list of durations such as 0s,5s,5m,30m,2h,5h,10h,10h")
+            }
+        }
+        let caSetting = "PAYNOTIFY_WEBHOOK_CA_FILE"
+        let trustRoots = reader.string(caSetting).map { [$0] } ?? []
+        for path in trustRoots where !FileManager.default.isReadableFile(atPath: path) {
+            reader.refuse(caSetting, "names a file that cannot be read")
+        }
+        return MerchantWebhooks(
+            allowHTTP: reader.boolean("PAYNOTIFY_ALLOW_HTTP_WEBHOOKS", default: false),
+            allowedAddresses: Self.ranges(reader, "PAYNOTIFY_WEBHOOK_ALLOWED_CIDRS"),
+            schedule: schedule,
+            timeout: reader.seconds("PAYNOTIFY_WEBHOOK_TIMEOUT_SECONDS", default: 15, in: 1...60),
+            perEndpoint: reader.integer("PAYNOTIFY_WEBHOOK_ENDPOINT_CONCURRENCY", default: 4, in: 1...100),
+            maximumInFlight: reader.integer("PAYNOTIFY_WEBHOOK_MAX_IN_FLIGHT", default: 256, in: 1...10_000),
+            disableAfter: reader.seconds(
+                "PAYNOTIFY_WEBHOOK_DISABLE_AFTER_SECONDS",
+                default: 432_000,
+                in: 60...31_536_000
+            ),
+            trustRoots: trustRoots
+        )
+    }
+
+    private static func ranges(_ reader: SettingsReader, _ setting: String) -> [IPAddressRange] {
         var ranges: [IPAddressRange] = []
         for entry in reader.list(setting) {
             guard let range = IPAddressRange(entry) else {

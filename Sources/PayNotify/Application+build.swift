@@ -3,6 +3,7 @@ import EventLog
 public import Foundation
 public import Hummingbird
 public import Logging
+import MerchantWebhooks
 import PaymentProviders
 import Payments
 import Postgres
@@ -83,12 +84,28 @@ public func buildApplication(
     // This instance's own commits reach its streams at once, and its alerts its ops streams; the
     // NOTIFY tells the others (and the relay here, which reads the log and fills in whatever a
     // stream did not get this way, and leaves the alerts already published).
+    // Merchant webhooks: the outbox's messages are written with the events; the dispatcher is
+    // woken by this instance's commits and by the notifications of everyone's.
+    let wakeup = Wakeup()
     let store = OrderStore(
         pool: pool,
         notifier: notifier,
-        onCommit: { committed in for run in committed { hub.publish(run) } },
+        onCommit: { committed in
+            for run in committed { hub.publish(run) }
+            wakeup.signal()
+        },
         onAlert: { ops.publish($0) }
     )
+    let webhookSettings = configuration.merchantWebhooks
+    let sender = WebhookSender(
+        settings: .init(
+            policy: AddressPolicy(allowed: webhookSettings.allowedAddresses),
+            allowHTTP: webhookSettings.allowHTTP,
+            timeout: webhookSettings.timeout,
+            additionalTrustRoots: webhookSettings.trustRoots
+        )
+    )
+    let merchantWebhooks = MerchantWebhookStore(pool: pool, onAlert: { ops.publish($0) })
     let webhookCounters = WebhookCounters()
 
     let router = Router(context: AppRequestContext.self)
@@ -124,7 +141,13 @@ public func buildApplication(
         configuredProviders: Set(adapters.keys),
         maximumBodyBytes: configuration.http.maximumBodyBytes
     )
-    orders.addRoutes(to: api.group().add(middleware: MerchantAuthMiddleware(apiKeys: configuration.security.apiKeys)))
+    let merchantAPI = api.group().add(middleware: MerchantAuthMiddleware(apiKeys: configuration.security.apiKeys))
+    orders.addRoutes(to: merchantAPI)
+    WebhookEndpointsController(
+        store: merchantWebhooks,
+        sender: sender,
+        maximumBodyBytes: configuration.http.maximumBodyBytes
+    ).addRoutes(to: merchantAPI)
     var sandbox = DeliverySimulator.Credentials()
     sandbox.sandboxSecret = configuration.providers.sandboxSecrets.first
     DemoController(
@@ -172,9 +195,27 @@ public func buildApplication(
             hub: hub,
             ops: ops,
             recoveryInterval: configuration.streams.recoveryInterval,
+            onNotification: { wakeup.signal() },
             logger: logger
         ),
         ExpirySweeper(store: store, interval: configuration.expirySweepInterval, batchSize: 500, logger: logger),
+        WebhookDispatcher(
+            store: merchantWebhooks,
+            sender: sender,
+            settings: .init(
+                schedule: webhookSettings.schedule,
+                perEndpoint: webhookSettings.perEndpoint,
+                maximumInFlight: webhookSettings.maximumInFlight,
+                // Longer than an attempt can take, so a live instance's attempt is never claimed twice.
+                lease: webhookSettings.timeout + .seconds(45),
+                disableAfter: webhookSettings.disableAfter,
+                idleCheck: .seconds(5)
+            ),
+            wakeup: wakeup,
+            metrics: metrics,
+            logger: logger,
+            now: now
+        ),
         OpsStatsReporter(
             ops: ops,
             hub: hub,

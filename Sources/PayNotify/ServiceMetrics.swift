@@ -43,6 +43,9 @@ final class ServiceMetrics: Sendable {
         }
         for kind in ["order", "ops"] { _ = self.counter("paynotify_streams_opened_total", [("kind", kind)]) }
         for reason in streamRefusals { _ = self.counter("paynotify_streams_refused_total", [("reason", reason)]) }
+        for outcome in ["delivered", "failed"] {
+            _ = self.counter("paynotify_merchant_webhook_attempts_total", [("outcome", outcome)])
+        }
         _ = self.counter("paynotify_listener_reconnects_total", [])
         _ = self.counter("paynotify_streams_dropped_total", [])
     }
@@ -81,6 +84,11 @@ final class ServiceMetrics: Sendable {
     /// A stream request was refused, by the code of its answer (`invalid_token`, `streams_full`…).
     func streamRefused(reason: String) {
         self.counter("paynotify_streams_refused_total", [("reason", reason)]).increment()
+    }
+
+    /// An attempt to deliver a merchant webhook ended `delivered` (2xx) or `failed`.
+    func merchantWebhookAttempt(outcome: String) {
+        self.counter("paynotify_merchant_webhook_attempts_total", [("outcome", outcome)]).increment()
     }
 
     /// An event reached a stream this long after its transaction began.

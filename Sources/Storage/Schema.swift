@@ -19,5 +19,6 @@ public enum Schema {
         ("0001_initial.sql", PackageResources._001_initial_sql),
         ("0002_alerts_and_idempotency.sql", PackageResources._002_alerts_and_idempotency_sql),
         ("0003_event_idempotency_keys.sql", PackageResources._003_event_idempotency_keys_sql),
+        ("0004_merchant_webhooks.sql", PackageResources._004_merchant_webhooks_sql),
     ]
 }

@@ -282,10 +282,6 @@ private func checkText(_ field: String, _ value: String?, maximumLength: Int) th
 }
 
 /// A 422 naming the field and what it must be.
-private func invalid(_ field: String, _ rule: String) -> APIError {
-    APIError(.unprocessableContent, code: "invalid_field", message: "\(field) \(rule)")
-}
-
 extension HTTPField.Name {
     fileprivate static let idempotencyKey = Self("Idempotency-Key")!
     fileprivate static let idempotentReplayed = Self("Idempotent-Replayed")!

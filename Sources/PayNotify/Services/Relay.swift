@@ -32,6 +32,9 @@ struct Relay: Service {
     private let ops: OpsFeed
     private let tickInterval: Duration
     private let recoveryInterval: Duration
+    /// Called on every notification and gap: something may have committed elsewhere (the merchant
+    /// webhook dispatcher looks for new messages then).
+    private let onNotification: @Sendable () -> Void
     private let logger: Logger
 
     init(
@@ -41,6 +44,7 @@ struct Relay: Service {
         ops: OpsFeed,
         tickInterval: Duration = .milliseconds(20),
         recoveryInterval: Duration = .seconds(5),
+        onNotification: @escaping @Sendable () -> Void = {},
         logger: Logger
     ) {
         self.notifications = notifications
@@ -49,6 +53,7 @@ struct Relay: Service {
         self.ops = ops
         self.tickInterval = tickInterval
         self.recoveryInterval = recoveryInterval
+        self.onNotification = onNotification
         self.logger = logger
     }
 
@@ -73,6 +78,7 @@ struct Relay: Service {
                 for await event in self.notifications {
                     work.withLock { Self.gather(event, into: &$0) }
                     ring.yield()
+                    self.onNotification()
                 }
                 ring.finish()
             }

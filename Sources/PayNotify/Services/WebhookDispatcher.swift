@@ -1,0 +1,190 @@
+import Foundation
+import Logging
+import MerchantWebhooks
+import ServiceLifecycle
+import Storage
+import Synchronization
+
+/// Delivers the merchant webhook outbox: claims due messages (``MerchantWebhookStore/claimDue``,
+/// `SKIP LOCKED` with a lease, so every instance delivers and none twice at once), sends each
+/// (``WebhookSender``), and records the attempt and what follows it on the ``RetrySchedule``.
+///
+/// It looks for messages when woken (this instance committed events, or a notification says
+/// another did, or an attempt finished) and otherwise when the next retry falls due, at least every
+/// `idleCheck`: a lease that ran out on a dead instance is found then. An endpoint has at most
+/// `perEndpoint` attempts in flight here and the instance at most `maximumInFlight`, so a slow or
+/// dead endpoint holds only its own slots.
+struct WebhookDispatcher: Service {
+    struct Settings: Sendable {
+        var schedule: RetrySchedule
+        var perEndpoint: Int
+        var maximumInFlight: Int
+        /// How long a claimed message is held before another instance may claim it again.
+        var lease: Duration
+        var disableAfter: Duration
+        var idleCheck: Duration
+    }
+
+    let store: MerchantWebhookStore
+    let sender: WebhookSender
+    let settings: Settings
+    let wakeup: Wakeup
+    let metrics: ServiceMetrics
+    let logger: Logger
+    let now: @Sendable () -> Date
+
+    func run() async throws {
+        let inFlight = Shared<[String: Int]>([:])
+        let stopping = Shared(false)
+        await withDiscardingTaskGroup { group in
+            await withGracefulShutdownHandler {
+                while !Task.isCancelled, !stopping.withLock({ $0 }) {
+                    let busy = inFlight.withLock { $0 }
+                    let room = self.settings.maximumInFlight - busy.values.reduce(0, +)
+                    var claimed: [ClaimedMessage] = []
+                    if room > 0 {
+                        do {
+                            claimed = try await self.store.claimDue(
+                                limit: room,
+                                perEndpoint: self.settings.perEndpoint,
+                                inFlight: busy,
+                                lease: self.settings.lease
+                            )
+                        } catch {
+                            self.logger.warning("could not claim webhook messages", metadata: ["error": "\(error)"])
+                        }
+                    }
+                    for message in claimed {
+                        inFlight.withLock { $0[message.endpointID, default: 0] += 1 }
+                        group.addTask {
+                            await self.deliver(message)
+                            inFlight.withLock { counts in
+                                counts[message.endpointID, default: 1] -= 1
+                                if counts[message.endpointID] == 0 { counts[message.endpointID] = nil }
+                            }
+                            self.wakeup.signal()
+                        }
+                    }
+                    guard claimed.count < room else { continue }  // maybe more due: at once
+                    await self.wakeup.wait(timeout: await self.untilNextDue())
+                }
+            } onGracefulShutdown: {
+                stopping.withLock { $0 = true }
+                self.wakeup.signal()
+            }
+            // Attempts still in flight are abandoned: their leases run out and they are sent
+            // again (by another instance, or this one when it is back).
+            group.cancelAll()
+        }
+        await self.sender.shutdown()
+    }
+
+    /// How long to sleep when nothing was claimable: until the next retry, at most `idleCheck`.
+    private func untilNextDue() async -> Duration {
+        guard let due = try? await self.store.nextDue() else { return self.settings.idleCheck }
+        let wait = due.timeIntervalSince(self.now())
+        // Due already but not claimed: its endpoint is at its limit here; an attempt's end wakes us.
+        guard wait > 0 else { return self.settings.idleCheck }
+        return min(.milliseconds(Int64(wait * 1_000) + 1), self.settings.idleCheck)
+    }
+
+    private func deliver(_ message: ClaimedMessage) async {
+        let response = await self.sender.send(
+            url: message.url,
+            id: message.id,
+            payload: message.payload,
+            secrets: message.secrets.compactMap(WebhookSecret.init),
+            timestamp: Int64(self.now().timeIntervalSince1970)
+        )
+        let failedAttempts = message.previousAttempts + 1
+        let next: AttemptOutcome.Next
+        if response.succeeded {
+            next = .delivered
+        } else if response.statusCode == 410 {
+            next = .disableEndpoint
+        } else if let delay = self.settings.schedule.delay(
+            afterFailedAttempts: failedAttempts,
+            retryAfter: response.retryAfter,
+            random: Double.random(in: 0..<1)
+        ) {
+            next = .retry(after: delay)
+        } else {
+            next = .exhausted
+        }
+        self.metrics.merchantWebhookAttempt(outcome: response.succeeded ? "delivered" : "failed")
+        let outcome = AttemptOutcome(
+            next: next,
+            statusCode: response.statusCode,
+            responseBody: response.body,
+            error: response.error,
+            duration: response.duration
+        )
+        do {
+            try await self.store.record(outcome, of: message, disableAfter: self.settings.disableAfter)
+        } catch {
+            // The lease runs out and the message is sent again: at least once, never zero.
+            self.logger.warning(
+                "could not record a webhook attempt; the message will be sent again after its lease",
+                metadata: ["message": "\(message.id)", "error": "\(error)"]
+            )
+        }
+    }
+}
+
+/// A value behind a lock, shared by reference between tasks.
+private final class Shared<Value: Sendable>: Sendable {
+    private let value: Mutex<Value>
+
+    init(_ value: Value) { self.value = Mutex(value) }
+
+    func withLock<T: Sendable>(_ body: (inout Value) -> T) -> T { self.value.withLock { body(&$0) } }
+}
+
+/// Wakes a waiting task; a signal given while nobody waits is kept for the next wait.
+final class Wakeup: Sendable {
+    private let state = Mutex<(pending: Bool, waiter: CheckedContinuation<Void, Never>?)>((false, nil))
+
+    func signal() {
+        let waiter = self.state.withLock { state -> CheckedContinuation<Void, Never>? in
+            guard let waiter = state.waiter else {
+                state.pending = true
+                return nil
+            }
+            state.waiter = nil
+            return waiter
+        }
+        waiter?.resume()
+    }
+
+    /// Returns when signalled (or at once, if a signal came since the last wait), or after `timeout`.
+    func wait(timeout: Duration) async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.waitForSignal() }
+            group.addTask { try? await Task.sleep(for: timeout) }
+            await group.next()
+            group.cancelAll()
+        }
+    }
+
+    private func waitForSignal() async {
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let resumeNow = self.state.withLock { state in
+                    guard !state.pending, !Task.isCancelled else {
+                        state.pending = false
+                        return true
+                    }
+                    state.waiter = continuation
+                    return false
+                }
+                if resumeNow { continuation.resume() }
+            }
+        } onCancel: {
+            let waiter = self.state.withLock { state -> CheckedContinuation<Void, Never>? in
+                defer { state.waiter = nil }
+                return state.waiter
+            }
+            waiter?.resume()
+        }
+    }
+}

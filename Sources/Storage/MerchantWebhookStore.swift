@@ -1,0 +1,351 @@
+public import EventLog
+public import Foundation
+public import Postgres
+
+/// Every SQL statement of merchant notifications: the endpoints, and the outbox of messages to them
+/// (which the trigger of migration 0004 fills in the transaction that appends each event).
+///
+/// Delivery claims messages with `FOR UPDATE SKIP LOCKED` and a lease: a claimed message's
+/// `next_attempt_at` moves to the end of the lease, so if the instance dies mid-attempt another
+/// claims it then. Delivery is at least once; the message id (`webhook-id`) lets the merchant
+/// drop a repeat.
+public struct MerchantWebhookStore: Sendable {
+    let pool: ConnectionPool
+    /// Told of each alert raised (an exhausted message, a disabled endpoint), once committed.
+    let onAlert: (@Sendable (Alert) -> Void)?
+
+    public init(pool: ConnectionPool, onAlert: (@Sendable (Alert) -> Void)? = nil) {
+        self.pool = pool
+        self.onAlert = onAlert
+    }
+
+    // MARK: Endpoints
+
+    public func createEndpoint(url: String, events: [String], description: String?, secret: String) async throws
+        -> WebhookEndpoint
+    {
+        let id = "we_" + OrderID.generate().dropFirst(4)
+        let events = try Self.json(events)
+        return try await self.pool.withConnection { connection in
+            try Self.endpoint(
+                from: connection.query(
+                    """
+                    INSERT INTO webhook_endpoints (id, url, events, description, secret)
+                    VALUES ($1, $2, ARRAY(SELECT jsonb_array_elements_text($3::jsonb)), $4, $5)
+                    RETURNING \(Self.endpointColumns)
+                    """,
+                    [id, url, events, description, secret]
+                ).first!
+            )
+        }
+    }
+
+    /// Every endpoint, oldest first.
+    public func endpoints() async throws -> [WebhookEndpoint] {
+        try await self.pool.withConnection { connection in
+            try connection.query("SELECT \(Self.endpointColumns) FROM webhook_endpoints ORDER BY created_at, id")
+                .map(Self.endpoint(from:))
+        }
+    }
+
+    public func endpoint(id: String) async throws -> WebhookEndpoint? {
+        try await self.pool.withConnection { connection in
+            try connection.query("SELECT \(Self.endpointColumns) FROM webhook_endpoints WHERE id = $1", [id])
+                .first.map(Self.endpoint(from:))
+        }
+    }
+
+    /// Applies a change; `nil` when there is no such endpoint. Enabling an endpoint clears why it
+    /// was disabled and its failure clock.
+    public func updateEndpoint(id: String, _ change: WebhookEndpointChange) async throws -> WebhookEndpoint? {
+        let events = try change.events.map(Self.json)
+        let description: String? = change.description ?? nil
+        return try await self.pool.withConnection { connection in
+            try connection.query(
+                """
+                UPDATE webhook_endpoints SET
+                    url = coalesce($2, url),
+                    events = CASE WHEN $3::jsonb IS NULL THEN events ELSE ARRAY(SELECT jsonb_array_elements_text($3::jsonb)) END,
+                    description = CASE WHEN $4 THEN $5 ELSE description END,
+                    enabled = coalesce($6, enabled),
+                    disabled_reason = CASE WHEN $6 THEN NULL ELSE disabled_reason END,
+                    failing_since = CASE WHEN $6 THEN NULL ELSE failing_since END,
+                    updated_at = now()
+                WHERE id = $1
+                RETURNING \(Self.endpointColumns)
+                """,
+                [id, change.url, events, change.description != nil, description, change.enabled]
+            ).first.map(Self.endpoint(from:))
+        }
+    }
+
+    /// Deletes an endpoint and its messages; false when there was none.
+    public func deleteEndpoint(id: String) async throws -> Bool {
+        try await self.pool.withConnection { connection in
+            try connection.execute("DELETE FROM webhook_endpoints WHERE id = $1", [id]) == 1
+        }
+    }
+
+    /// Gives the endpoint a new secret; the current one keeps signing beside it for `overlap`.
+    public func rotateSecret(id: String, newSecret: String, overlap: Duration) async throws -> WebhookEndpoint? {
+        try await self.pool.withConnection { connection in
+            try connection.query(
+                """
+                UPDATE webhook_endpoints SET
+                    previous_secret = secret, secret = $2,
+                    previous_secret_expires_at = now() + make_interval(secs => $3), updated_at = now()
+                WHERE id = $1
+                RETURNING \(Self.endpointColumns)
+                """,
+                [id, newSecret, overlap.seconds]
+            ).first.map(Self.endpoint(from:))
+        }
+    }
+
+    // MARK: Visibility and replay
+
+    /// An endpoint's attempts, newest first, below the attempt id `before` when given, at most
+    /// `limit`; only those that succeeded or failed when `succeeded` says so.
+    public func attempts(endpointID: String, succeeded: Bool?, before: Int64?, limit: Int) async throws
+        -> [WebhookAttempt]
+    {
+        try await self.pool.withConnection { connection in
+            try connection.query(
+                """
+                SELECT id, message_id, attempted_at, duration_ms, succeeded, status_code, response_body, error
+                FROM webhook_attempts
+                WHERE endpoint_id = $1 AND ($2::bool IS NULL OR succeeded = $2) AND id < coalesce($3, 9223372036854775807)
+                ORDER BY id DESC LIMIT $4
+                """,
+                [endpointID, succeeded, before, limit]
+            ).map { row in
+                WebhookAttempt(
+                    id: try row.decode(Int64.self, at: 0),
+                    messageID: try row.decode(String.self, at: 1),
+                    attemptedAt: try row.decode(Date.self, at: 2),
+                    durationMilliseconds: try row.decode(Int64.self, at: 3),
+                    succeeded: try row.decode(Bool.self, at: 4),
+                    statusCode: try row.decode(Int64?.self, at: 5),
+                    responseBody: try row.decode(String?.self, at: 6),
+                    error: try row.decode(String?.self, at: 7)
+                )
+            }
+        }
+    }
+
+    /// Queues a message again, delivered or not, with the whole schedule ahead of it; `false` when
+    /// there is no such message.
+    public func resend(messageID: String) async throws -> Bool {
+        try await self.pool.withConnection { connection in
+            try connection.execute(
+                "UPDATE webhook_messages SET status = 'pending', attempts = 0, next_attempt_at = now() WHERE id = $1",
+                [messageID]
+            ) == 1
+        }
+    }
+
+    /// Queues again every message of the endpoint that failed for good and was written in
+    /// `since..<until` (until now when `nil`); returns how many.
+    public func recover(endpointID: String, since: Date, until: Date?) async throws -> Int {
+        try await self.pool.withConnection { connection in
+            try connection.execute(
+                """
+                UPDATE webhook_messages SET status = 'pending', attempts = 0, next_attempt_at = now()
+                WHERE endpoint_id = $1 AND status = 'failed' AND created_at >= $2 AND created_at < coalesce($3, now())
+                """,
+                [endpointID, since, until]
+            )
+        }
+    }
+
+    // MARK: Delivery
+
+    /// Claims up to `limit` due messages of enabled endpoints, at most `perEndpoint` of each less
+    /// what this instance already has in flight there (`inFlight`), oldest due first, and leases
+    /// them for `lease`.
+    public func claimDue(limit: Int, perEndpoint: Int, inFlight: [String: Int], lease: Duration) async throws
+        -> [ClaimedMessage]
+    {
+        let busy = try Self.json(inFlight.map { ["endpoint_id": $0.key, "in_flight": String($0.value)] })
+        return try await self.pool.withConnection { connection in
+            try connection.query(
+                """
+                WITH busy AS (
+                    SELECT * FROM jsonb_to_recordset($1::jsonb) AS b(endpoint_id text, in_flight text)
+                ), due AS (
+                    SELECT d.id FROM webhook_endpoints AS e
+                    LEFT JOIN busy AS b ON b.endpoint_id = e.id
+                    CROSS JOIN LATERAL (
+                        SELECT m.id FROM webhook_messages AS m
+                        WHERE m.endpoint_id = e.id AND m.status = 'pending' AND m.next_attempt_at <= now()
+                        ORDER BY m.next_attempt_at
+                        LIMIT greatest(0, $2 - coalesce(b.in_flight::int, 0))
+                        FOR UPDATE SKIP LOCKED
+                    ) AS d
+                    WHERE e.enabled
+                    LIMIT $3
+                )
+                UPDATE webhook_messages AS m
+                SET next_attempt_at = now() + make_interval(secs => $4)
+                FROM due, webhook_endpoints AS e
+                WHERE m.id = due.id AND e.id = m.endpoint_id
+                RETURNING m.id, m.endpoint_id, e.url, m.payload, m.attempts, e.secret,
+                    CASE WHEN e.previous_secret_expires_at > now() THEN e.previous_secret END
+                """,
+                [busy, perEndpoint, limit, lease.seconds]
+            ).map { row in
+                ClaimedMessage(
+                    id: try row.decode(String.self, at: 0),
+                    endpointID: try row.decode(String.self, at: 1),
+                    url: try row.decode(String.self, at: 2),
+                    payload: try row.decode(String.self, at: 3),
+                    previousAttempts: Int(try row.decode(Int64.self, at: 4)),
+                    secrets: [try row.decode(String.self, at: 5)]
+                        + [try row.decode(String?.self, at: 6)].compactMap { $0 }
+                )
+            }
+        }
+    }
+
+    /// Records an attempt and what follows it, in one transaction: the message delivered, due
+    /// again, or failed for good; the endpoint's health; an alert when the message is exhausted
+    /// or the endpoint disabled (by `410 Gone`, or by failing everything for `disableAfter` with
+    /// at least 12 hours between its first and last failure).
+    public func record(_ outcome: AttemptOutcome, of message: ClaimedMessage, disableAfter: Duration) async throws {
+        let succeeded = outcome.next == .delivered
+        let retryAfter: Double? = if case .retry(let delay) = outcome.next { delay.seconds } else { nil }
+        let status =
+            switch outcome.next {
+            case .delivered: "delivered"
+            case .retry: "pending"
+            case .exhausted, .disableEndpoint: "failed"
+            }
+        let alerts = try await self.pool.withTransaction(isolation: .readCommitted) { connection -> [Alert] in
+            try connection.execute(
+                """
+                INSERT INTO webhook_attempts (message_id, endpoint_id, duration_ms, succeeded, status_code, response_body, error)
+                VALUES ($1, $2, $3, $4, $5, $6, $7)
+                """,
+                [
+                    message.id, message.endpointID, Int(outcome.duration.seconds * 1_000), succeeded,
+                    outcome.statusCode, outcome.responseBody, outcome.error,
+                ]
+            )
+            try connection.execute(
+                """
+                UPDATE webhook_messages SET status = $2, attempts = attempts + 1,
+                    next_attempt_at = CASE WHEN $3::float8 IS NULL THEN next_attempt_at
+                                           ELSE now() + make_interval(secs => $3::float8) END,
+                    delivered_at = CASE WHEN $2 = 'delivered' THEN now() END
+                WHERE id = $1
+                """,
+                [message.id, status, retryAfter]
+            )
+            // Failing for `disableAfter`, and at least 12 hours, counted from the first failure
+            // since the last success (NULL until then).
+            let disabled = try connection.query(
+                """
+                WITH failing AS (
+                    SELECT NOT $2 AND coalesce(
+                        failing_since <= now() - make_interval(secs => $4)
+                        AND now() - failing_since >= interval '12 hours', false) AS too_long
+                    FROM webhook_endpoints WHERE id = $1
+                )
+                UPDATE webhook_endpoints SET
+                    last_success_at = CASE WHEN $2 THEN now() ELSE last_success_at END,
+                    last_failure_at = CASE WHEN $2 THEN last_failure_at ELSE now() END,
+                    failing_since = CASE WHEN $2 THEN NULL ELSE coalesce(failing_since, now()) END,
+                    enabled = NOT ($3 OR failing.too_long),
+                    disabled_reason = CASE
+                        WHEN $3 THEN 'the endpoint answered 410 Gone'
+                        WHEN failing.too_long THEN 'every delivery failed since ' || failing_since::text
+                        END
+                FROM failing
+                WHERE id = $1 AND enabled
+                RETURNING NOT enabled, disabled_reason
+                """,
+                [message.endpointID, succeeded, outcome.next == .disableEndpoint, disableAfter.seconds]
+            ).first
+            var alerts: [Alert] = []
+            if let disabled, try disabled.decode(Bool.self, at: 0) {
+                alerts.append(
+                    try connection.run(
+                        OrderStore.alert(
+                            kind: "webhook_endpoint_disabled",
+                            provider: nil,
+                            orderID: nil,
+                            message:
+                                "endpoint \(message.endpointID) disabled: \(try disabled.decode(String.self, at: 1))"
+                        )
+                    )
+                )
+            }
+            if outcome.next == .exhausted {
+                alerts.append(
+                    try connection.run(
+                        OrderStore.alert(
+                            kind: "webhook_message_exhausted",
+                            provider: nil,
+                            orderID: nil,
+                            message:
+                                "message \(message.id) to endpoint \(message.endpointID) failed \(message.previousAttempts + 1) attempts"
+                        )
+                    )
+                )
+            }
+            return alerts
+        }
+        for alert in alerts { self.onAlert?(alert) }
+    }
+
+    /// When the next pending message of an enabled endpoint falls due, if any.
+    public func nextDue() async throws -> Date? {
+        try await self.pool.withConnection { connection in
+            try connection.query(
+                """
+                SELECT min(m.next_attempt_at) FROM webhook_messages AS m
+                JOIN webhook_endpoints AS e ON e.id = m.endpoint_id AND e.enabled
+                WHERE m.status = 'pending'
+                """
+            ).first?.decode(Date?.self, at: 0)
+        }
+    }
+
+    // MARK: Rows
+
+    static let endpointColumns = """
+        id, url, to_jsonb(events)::text, description, enabled, disabled_reason, secret, previous_secret,
+        previous_secret_expires_at, failing_since, last_success_at, last_failure_at, created_at, updated_at
+        """
+
+    static func endpoint(from row: Row) throws -> WebhookEndpoint {
+        let events = try JSONDecoder().decode([String].self, from: Data(try row.decode(String.self, at: 2).utf8))
+        return WebhookEndpoint(
+            id: try row.decode(String.self, at: 0),
+            url: try row.decode(String.self, at: 1),
+            events: events,
+            description: try row.decode(String?.self, at: 3),
+            enabled: try row.decode(Bool.self, at: 4),
+            disabledReason: try row.decode(String?.self, at: 5),
+            secret: try row.decode(String.self, at: 6),
+            previousSecret: try row.decode(String?.self, at: 7),
+            previousSecretExpiresAt: try row.decode(Date?.self, at: 8),
+            failingSince: try row.decode(Date?.self, at: 9),
+            lastSuccessAt: try row.decode(Date?.self, at: 10),
+            lastFailureAt: try row.decode(Date?.self, at: 11),
+            createdAt: try row.decode(Date.self, at: 12),
+            updatedAt: try row.decode(Date.self, at: 13)
+        )
+    }
+
+    private static func json(_ value: some Encodable) throws -> String {
+        String(decoding: try JSONEncoder().encode(value), as: UTF8.self)
+    }
+}
+
+extension Duration {
+    /// The duration in seconds, as SQL's `make_interval(secs => …)` takes it.
+    var seconds: Double {
+        Double(self.components.seconds) + Double(self.components.attoseconds) / 1e18
+    }
+}

@@ -1,0 +1,284 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import MerchantWebhooks
+import NIOCore
+import NIOHTTP1
+import PayNotify
+import PayNotifyClient
+import Postgres
+import TestSupport
+import Testing
+
+/// A merchant's backend on a loopback port: answers each path with the statuses it was given, in
+/// order (the last one repeats), and keeps every request.
+private actor Receiver {
+    struct Received: Sendable {
+        let path: String
+        let headers: [String: String]
+        let body: String
+        let status: Int
+    }
+
+    private var answers: [String: [Int]]
+    private(set) var received: [Received] = []
+
+    init(answers: [String: [Int]]) {
+        self.answers = answers
+    }
+
+    func answer(path: String, headers: HTTPFields, body: String) -> Int {
+        var statuses = self.answers[path] ?? [200]
+        let status = statuses[0]
+        if statuses.count > 1 { statuses.removeFirst() }
+        self.answers[path] = statuses
+        let names = ["content-type", "user-agent", "webhook-id", "webhook-timestamp", "webhook-signature"]
+        let kept = Dictionary(
+            uniqueKeysWithValues: names.compactMap { name in
+                headers[HTTPField.Name(name)!].map { (name, $0) }
+            }
+        )
+        self.received.append(Received(path: path, headers: kept, body: body, status: status))
+        return status
+    }
+
+    /// Serves on a loopback port while `body` runs.
+    func serve<T: Sendable>(_ body: @Sendable (Int) async throws -> T) async throws -> T {
+        let router = Router()
+        router.post("/{path}") { request, context in
+            let path = try context.parameters.require("path")
+            let text = String(buffer: try await request.body.collect(upTo: 1 << 20))
+            let status = await self.answer(path: path, headers: request.headers, body: text)
+            return Response(status: .init(code: status))
+        }
+        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+        return try await app.test(.live) { client in try await body(client.port!) }
+    }
+}
+
+/// Waits until `condition` holds, checking every 50 ms, for at most `limit`.
+private func eventually(within limit: Duration = .seconds(15), _ condition: () async throws -> Bool) async throws
+    -> Bool
+{
+    let deadline = ContinuousClock.now + limit
+    while ContinuousClock.now < deadline {
+        if try await condition() { return true }
+        try await Task.sleep(for: .milliseconds(50))
+    }
+    return try await condition()
+}
+
+extension LoopbackHTTPClient {
+    /// A merchant API call whose answer must be a 2xx JSON object.
+    fileprivate func merchantJSON(_ method: HTTPMethod, _ path: String, body: String? = nil) async throws
+        -> [String: Any]
+    {
+        var headers = [("Authorization", "Bearer \(TestSecrets.apiKey)")]
+        if body != nil { headers.append(("Content-Type", "application/json")) }
+        let response = try await self.send(method: method, path: path, headers: headers, body: Array((body ?? "").utf8))
+        guard (200..<300).contains(response.status),
+            let json = try JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any]
+        else { throw UnexpectedAnswer(description: "\(method) \(path): \(response.status) \(response.text)") }
+        return json
+    }
+
+    /// Registers a webhook endpoint and returns its id and secret.
+    fileprivate func createEndpoint(url: String) async throws -> (id: String, secret: String) {
+        let response = try await self.send(
+            method: .POST,
+            path: "/v1/webhook-endpoints",
+            headers: [("Authorization", "Bearer \(TestSecrets.apiKey)"), ("Content-Type", "application/json")],
+            body: Array(#"{"url":"\#(url)"}"#.utf8)
+        )
+        guard response.status == 201,
+            let json = try JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any],
+            let id = json["id"] as? String, let secret = json["secret"] as? String
+        else { throw UnexpectedAnswer(description: "endpoint create failed: \(response.status) \(response.text)") }
+        return (id, secret)
+    }
+}
+
+@Suite("Merchant webhook delivery to a local receiver")
+struct MerchantWebhookDeliveryTests {
+    static let overrides = [
+        "PAYNOTIFY_ALLOW_HTTP_WEBHOOKS": "true",
+        "PAYNOTIFY_WEBHOOK_ALLOWED_CIDRS": "127.0.0.0/8,::1",
+        "PAYNOTIFY_WEBHOOK_RETRY_SCHEDULE": "0s,200ms,200ms",
+    ]
+
+    /// Each committed event reaches the backend, signed, with the same id on its retry; the
+    /// signatures verify with our signer and with the reference Python library.
+    @Test func deliveredSignedAndRetried() async throws {
+        let receiver = Receiver(answers: ["hook": [503, 200]])
+        try await receiver.serve { port in
+            try await withLiveApp(overrides: Self.overrides) { client, database in
+                let endpoint = try await client.createEndpoint(url: "http://127.0.0.1:\(port)/hook")
+                let order = try await client.createOrder()
+                #expect(try await client.sandbox("processing", order: order.id).status == 200)
+                #expect(try await client.sandbox("succeeded", order: order.id).status == 200)
+                #expect(try await eventually { await receiver.received.filter { $0.status == 200 }.count >= 2 })
+
+                let received = await receiver.received
+                #expect(received.count == 3, "one 503, then each message once")
+                let delivered = received.filter { $0.status == 200 }
+                let types = try delivered.map { delivery -> String in
+                    let json = try JSONSerialization.jsonObject(with: Data(delivery.body.utf8)) as? [String: Any]
+                    return json?["type"] as? String ?? "?"
+                }
+                #expect(Set(types) == ["order.processing", "order.succeeded"])
+                // The refused attempt's message came again with the same id.
+                #expect(delivered.contains { $0.headers["webhook-id"] == received[0].headers["webhook-id"] })
+
+                let secret = try #require(WebhookSecret(endpoint.secret))
+                let now = Int64(Date().timeIntervalSince1970)
+                for delivery in received {
+                    #expect(delivery.headers["content-type"] == "application/json")
+                    #expect(delivery.headers["user-agent"]?.hasPrefix("PayNotify/") == true)
+                    let id = try #require(delivery.headers["webhook-id"])
+                    let timestamp = try #require(delivery.headers["webhook-timestamp"].flatMap { Int64($0) })
+                    #expect(id.hasPrefix("msg_") && abs(now - timestamp) < 60)
+                    let expected = MessageSignature.header(
+                        id: id,
+                        timestamp: timestamp,
+                        body: Array(delivery.body.utf8),
+                        secrets: [secret]
+                    )
+                    #expect(delivery.headers["webhook-signature"] == expected)
+                }
+                #expect(try Self.referenceLibraryAccepts(received, secret: endpoint.secret))
+                // The same library refuses a body changed by one byte: the check can fail.
+                let tampered = received.map {
+                    Receiver.Received(path: $0.path, headers: $0.headers, body: $0.body + " ", status: $0.status)
+                }
+                #expect(try !Self.referenceLibraryAccepts(tampered, secret: endpoint.secret))
+
+                let (messages, attempts) = try await database.withConnection { connection in
+                    (
+                        try connection.query("SELECT status, attempts FROM webhook_messages ORDER BY event_id").map {
+                            "\(try $0.decode(String.self, at: 0)):\(try $0.decode(Int64.self, at: 1))"
+                        },
+                        try connection.query("SELECT count(*) FROM webhook_attempts").first!.decode(Int64.self, at: 0)
+                    )
+                }
+                #expect(Set(messages).isSubset(of: ["delivered:1", "delivered:2"]) && messages.count == 2)
+                #expect(attempts == 3)
+            }
+        }
+    }
+
+    /// `410 Gone` disables the endpoint at once; an endpoint that fails every attempt exhausts the
+    /// message. Both raise alerts; the endpoint shows why.
+    @Test func goneDisablesAndFailuresExhaust() async throws {
+        let receiver = Receiver(answers: ["gone": [410], "broken": [500, 500, 500, 200]])
+        try await receiver.serve { port in
+            try await withLiveApp(overrides: Self.overrides) { client, database in
+                let gone = try await client.createEndpoint(url: "http://127.0.0.1:\(port)/gone")
+                let broken = try await client.createEndpoint(url: "http://127.0.0.1:\(port)/broken")
+                let order = try await client.createOrder()
+                #expect(try await client.sandbox("processing", order: order.id).status == 200)
+                #expect(
+                    try await eventually {
+                        try await database.withConnection { connection in
+                            try connection.query(
+                                "SELECT count(*) FROM alerts WHERE kind IN ('webhook_endpoint_disabled', 'webhook_message_exhausted')"
+                            ).first!.decode(Int64.self, at: 0) == 2
+                        }
+                    }
+                )
+                let received = await receiver.received
+                #expect(received.filter { $0.path == "gone" }.count == 1)
+                #expect(received.filter { $0.path == "broken" }.count == 3, "the schedule's three attempts")
+                let shown = try await client.send(
+                    method: .GET,
+                    path: "/v1/webhook-endpoints/\(gone.id)",
+                    headers: [("Authorization", "Bearer \(TestSecrets.apiKey)")]
+                )
+                let json = try JSONSerialization.jsonObject(with: Data(shown.body)) as? [String: Any]
+                #expect(json?["enabled"] as? Bool == false)
+                #expect((json?["disabled_reason"] as? String)?.contains("410") == true)
+                let statuses = try await database.withConnection { connection in
+                    try connection.query("SELECT status FROM webhook_messages ORDER BY endpoint_id").map {
+                        try $0.decode(String.self, at: 0)
+                    }
+                }
+                #expect(statuses == ["failed", "failed"])
+
+                // The failures are visible, newest first, and paged.
+                let page = try await client.merchantJSON(
+                    .GET,
+                    "/v1/webhook-endpoints/\(broken.id)/attempts?status=failed&limit=2"
+                )
+                let attempts = try #require(page["data"] as? [[String: Any]])
+                #expect(attempts.count == 2 && attempts.allSatisfy { $0["status_code"] as? Int == 500 })
+                let next = try #require(page["next_before"] as? Int)
+                let rest = try await client.merchantJSON(
+                    .GET,
+                    "/v1/webhook-endpoints/\(broken.id)/attempts?status=failed&before=\(next)"
+                )
+                #expect((rest["data"] as? [Any])?.count == 1 && rest["next_before"] is NSNull)
+
+                // Recovering the range queues the failed message again; the endpoint is back and takes it.
+                let recovered = try await client.merchantJSON(
+                    .POST,
+                    "/v1/webhook-endpoints/\(broken.id)/recover",
+                    body: #"{"since":"\#(ISO8601DateFormatter().string(from: Date().addingTimeInterval(-3600)))"}"#
+                )
+                #expect(recovered["recovered"] as? Int == 1)
+                #expect(
+                    try await eventually {
+                        await receiver.received.contains { $0.path == "broken" && $0.status == 200 }
+                    }
+                )
+                #expect(
+                    try await eventually {
+                        try await database.withConnection { connection in
+                            try connection.query(
+                                "SELECT status FROM webhook_messages WHERE endpoint_id = $1",
+                                [broken.id]
+                            )
+                            .first!.decode(String.self, at: 0) == "delivered"
+                        }
+                    }
+                )
+                // Resending needs a message that exists; a bad range is refused.
+                let unknown = try await client.send(
+                    method: .POST,
+                    path: "/v1/webhook-messages/msg_0/resend",
+                    headers: [("Authorization", "Bearer \(TestSecrets.apiKey)")]
+                )
+                #expect(unknown.status == 404)
+                let backwards = try await client.send(
+                    method: .POST,
+                    path: "/v1/webhook-endpoints/\(broken.id)/recover",
+                    headers: [("Authorization", "Bearer \(TestSecrets.apiKey)"), ("Content-Type", "application/json")],
+                    body: Array(#"{"since":"2026-12-02T00:00:00Z","until":"2026-12-01T00:00:00Z"}"#.utf8)
+                )
+                #expect(backwards.status == 422)
+            }
+        }
+    }
+
+    /// Runs the reference library (PyPI `standardwebhooks`, installed by `make test`) over the deliveries.
+    private static func referenceLibraryAccepts(_ deliveries: [Receiver.Received], secret: String) throws -> Bool {
+        let python = try #require(
+            ProcessInfo.processInfo.environment["PAYNOTIFY_TEST_PYTHON"],
+            "make test sets PAYNOTIFY_TEST_PYTHON (scripts/python-env.sh)"
+        )
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("deliveries-\(UUID()).json")
+        defer { try? FileManager.default.removeItem(at: file) }
+        let records = deliveries.map { ["secret": secret, "headers": $0.headers, "body": $0.body] as [String: Any] }
+        try JSONSerialization.data(withJSONObject: records).write(to: file)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: python)
+        process.arguments = [
+            URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+                .deletingLastPathComponent().appendingPathComponent("scripts/verify-standard-webhooks.py").path,
+            file.path,
+        ]
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        process.waitUntilExit()
+        return process.terminationStatus == 0
+    }
+}
