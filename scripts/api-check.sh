@@ -34,8 +34,10 @@ for _ in $(seq 1 100); do
 done
 
 echo "api-check: schemathesis against http://127.0.0.1:$port"
+# The merchant event stream answers the API key with a stream that never ends: left out here, and
+# its refusals tested by MerchantEventStreamTests.
 timeout 600 schemathesis run openapi.yaml --url "http://127.0.0.1:$port" \
-    --header "Authorization: Bearer $key" \
+    --header "Authorization: Bearer $key" --exclude-path /v1/events \
     --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
     --max-examples "${PAYNOTIFY_API_CHECK_EXAMPLES:-25}" --request-timeout 10 --seed 20261122 \
     --no-color

@@ -87,12 +87,15 @@ public func buildApplication(
     // Merchant webhooks: the outbox's messages are written with the events; the dispatcher is
     // woken by this instance's commits and by the notifications of everyone's.
     let wakeup = Wakeup()
+    // Merchant event streams read the log when anything may have committed, as the dispatcher does.
+    let feedDoorbell = FeedDoorbell(limit: 100)
     let store = OrderStore(
         pool: pool,
         notifier: notifier,
         onCommit: { committed in
             for run in committed { hub.publish(run) }
             wakeup.signal()
+            feedDoorbell.ring()
         },
         onAlert: { ops.publish($0) }
     )
@@ -148,6 +151,12 @@ public func buildApplication(
         sender: sender,
         maximumBodyBytes: configuration.http.maximumBodyBytes
     ).addRoutes(to: merchantAPI)
+    MerchantEventsController(
+        store: store,
+        doorbell: feedDoorbell,
+        retry: configuration.streams.retry,
+        heartbeat: configuration.streams.policy.heartbeat
+    ).addRoutes(to: merchantAPI)
     var sandbox = DeliverySimulator.Credentials()
     sandbox.sandboxSecret = configuration.providers.sandboxSecrets.first
     DemoController(
@@ -195,7 +204,10 @@ public func buildApplication(
             hub: hub,
             ops: ops,
             recoveryInterval: configuration.streams.recoveryInterval,
-            onNotification: { wakeup.signal() },
+            onNotification: {
+                wakeup.signal()
+                feedDoorbell.ring()
+            },
             logger: logger
         ),
         ExpirySweeper(store: store, interval: configuration.expirySweepInterval, batchSize: 500, logger: logger),

@@ -20,5 +20,6 @@ public enum Schema {
         ("0002_alerts_and_idempotency.sql", PackageResources._002_alerts_and_idempotency_sql),
         ("0003_event_idempotency_keys.sql", PackageResources._003_event_idempotency_keys_sql),
         ("0004_merchant_webhooks.sql", PackageResources._004_merchant_webhooks_sql),
+        ("0005_event_feed.sql", PackageResources._005_event_feed_sql),
     ]
 }

@@ -125,7 +125,7 @@ extension Response {
 }
 
 extension HTTPField.Name {
-    static let xAccelBuffering = Self("X-Accel-Buffering")!
+    package static let xAccelBuffering = Self("X-Accel-Buffering")!
 }
 
 /// Keeps a live stream's response open after its body returned to the server, and ends it when

@@ -25,6 +25,17 @@ struct NginxTests {
                 #expect(processing?.json["status"] as? String == "processing")
                 #expect(latency < .seconds(2), "the event took \(latency) through nginx")
             }
+            // The merchant event stream passes through unbuffered too, whichever instance took the webhook.
+            let authorization = ("Authorization", "Bearer \(TestSecrets.apiKey)")
+            try await client.stream(path: "/v1/events", headers: [authorization]) { stream in
+                #expect(stream.status == 200)
+                let sent = ContinuousClock.now
+                #expect(try await client.sandbox("succeeded", order: order.id).status == 200)
+                let succeeded = try await stream.nextEvent()
+                let latency = ContinuousClock.now - sent
+                #expect(succeeded?.name == "order.succeeded")
+                #expect(latency < .seconds(2), "the merchant event took \(latency) through nginx")
+            }
             let echoed = try await client.send(method: .GET, path: "/healthz", headers: [("X-Request-ID", "e2e-abc")])
             #expect(echoed.headers["X-Request-ID"].first == "e2e-abc")
         }

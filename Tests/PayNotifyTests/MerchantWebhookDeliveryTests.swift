@@ -57,18 +57,6 @@ private actor Receiver {
     }
 }
 
-/// Waits until `condition` holds, checking every 50 ms, for at most `limit`.
-private func eventually(within limit: Duration = .seconds(15), _ condition: () async throws -> Bool) async throws
-    -> Bool
-{
-    let deadline = ContinuousClock.now + limit
-    while ContinuousClock.now < deadline {
-        if try await condition() { return true }
-        try await Task.sleep(for: .milliseconds(50))
-    }
-    return try await condition()
-}
-
 extension LoopbackHTTPClient {
     /// A merchant API call whose answer must be a 2xx JSON object.
     fileprivate func merchantJSON(_ method: HTTPMethod, _ path: String, body: String? = nil) async throws
@@ -117,7 +105,9 @@ struct MerchantWebhookDeliveryTests {
                 let order = try await client.createOrder()
                 #expect(try await client.sandbox("processing", order: order.id).status == 200)
                 #expect(try await client.sandbox("succeeded", order: order.id).status == 200)
-                #expect(try await eventually { await receiver.received.filter { $0.status == 200 }.count >= 2 })
+                try await eventually(within: .seconds(15), "both messages delivered") {
+                    await receiver.received.filter { $0.status == 200 }.count >= 2
+                }
 
                 let received = await receiver.received
                 #expect(received.count == 3, "one 503, then each message once")
@@ -177,15 +167,13 @@ struct MerchantWebhookDeliveryTests {
                 let broken = try await client.createEndpoint(url: "http://127.0.0.1:\(port)/broken")
                 let order = try await client.createOrder()
                 #expect(try await client.sandbox("processing", order: order.id).status == 200)
-                #expect(
-                    try await eventually {
-                        try await database.withConnection { connection in
-                            try connection.query(
-                                "SELECT count(*) FROM alerts WHERE kind IN ('webhook_endpoint_disabled', 'webhook_message_exhausted')"
-                            ).first!.decode(Int64.self, at: 0) == 2
-                        }
+                try await eventually(within: .seconds(15), "the endpoint disabled and the message exhausted") {
+                    try await database.withConnection { connection in
+                        try connection.query(
+                            "SELECT count(*) FROM alerts WHERE kind IN ('webhook_endpoint_disabled', 'webhook_message_exhausted')"
+                        ).first!.decode(Int64.self, at: 0) == 2
                     }
-                )
+                }
                 let received = await receiver.received
                 #expect(received.filter { $0.path == "gone" }.count == 1)
                 #expect(received.filter { $0.path == "broken" }.count == 3, "the schedule's three attempts")
@@ -225,22 +213,13 @@ struct MerchantWebhookDeliveryTests {
                     body: #"{"since":"\#(ISO8601DateFormatter().string(from: Date().addingTimeInterval(-3600)))"}"#
                 )
                 #expect(recovered["recovered"] as? Int == 1)
-                #expect(
-                    try await eventually {
-                        await receiver.received.contains { $0.path == "broken" && $0.status == 200 }
-                    }
-                )
-                #expect(
-                    try await eventually {
-                        try await database.withConnection { connection in
-                            try connection.query(
-                                "SELECT status FROM webhook_messages WHERE endpoint_id = $1",
-                                [broken.id]
-                            )
+                try await eventually(within: .seconds(15), "the recovered message delivered") {
+                    try await database.withConnection { connection in
+                        try connection.query("SELECT status FROM webhook_messages WHERE endpoint_id = $1", [broken.id])
                             .first!.decode(String.self, at: 0) == "delivered"
-                        }
                     }
-                )
+                }
+                #expect(await receiver.received.contains { $0.path == "broken" && $0.status == 200 })
                 // Resending needs a message that exists; a bad range is refused.
                 let unknown = try await client.send(
                     method: .POST,

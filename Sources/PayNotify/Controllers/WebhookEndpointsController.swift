@@ -14,11 +14,6 @@ struct WebhookEndpointsController {
 
     /// How long a rotated-out secret keeps signing, unless the request says otherwise.
     static let defaultOverlap = 86_400
-    /// The types an endpoint may subscribe to besides the merchant's own event names.
-    static let orderEventTypes = [
-        "order.processing", "order.succeeded", "order.failed", "order.canceled", "order.expired",
-        "order.refunded", "order.progress",
-    ]
 
     func addRoutes(to group: RouterGroup<some RequestContext>) {
         group.post("/webhook-endpoints") { request, context in try await self.create(request, context: context) }
@@ -67,7 +62,7 @@ struct WebhookEndpointsController {
         let body: CreateRequest = try await RequestJSON.decode(request, context: context, limit: self.maximumBodyBytes)
         guard let url = body.url else { throw invalid("url", "is required: the https URL to deliver to") }
         try await self.check(url: url)
-        let events = try Self.check(events: body.events ?? ["*"])
+        let events = try EventTypes.validated(body.events ?? ["*"], field: "events")
         try Self.check(description: body.description)
         let secret = WebhookSecret.generate()
         let endpoint = try await self.store.createEndpoint(
@@ -96,7 +91,7 @@ struct WebhookEndpointsController {
                     guard case .string(let name) = value else { throw invalid("events", "must be a list of strings") }
                     return name
                 }
-                change.events = try Self.check(events: names)
+                change.events = try EventTypes.validated(names, field: "events")
             case ("description", .null):
                 change.description = .some(nil)
             case ("description", .string(let text)):
@@ -222,22 +217,6 @@ struct WebhookEndpointsController {
 
     private func check(url: String) async throws {
         if let refusal = await self.sender.refusal(of: url) { throw invalid("url", refusal) }
-    }
-
-    private static func check(events: [String]) throws -> [String] {
-        guard (1...64).contains(events.count) else { throw invalid("events", "must list 1 to 64 event types") }
-        for name in events where name != "*" && !Self.orderEventTypes.contains(name) {
-            // A merchant's own event names, as `POST /v1/orders/{id}/events` accepts them.
-            guard !name.hasPrefix("order."), (1...64).contains(name.count),
-                name.allSatisfy({ $0.isASCII && ($0.isLowercase || $0.isNumber || "._-".contains($0)) })
-            else {
-                throw invalid(
-                    "events",
-                    "entry \"\(name)\" is not *, one of \(Self.orderEventTypes.joined(separator: ", ")), or an event name of your own (a-z, 0-9, . _ -)"
-                )
-            }
-        }
-        return Array(Set(events)).sorted()
     }
 
     private static func check(description: String?) throws {

@@ -156,13 +156,23 @@ final class Wakeup: Sendable {
         waiter?.resume()
     }
 
-    /// Returns when signalled (or at once, if a signal came since the last wait), or after `timeout`.
-    func wait(timeout: Duration) async {
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask { await self.waitForSignal() }
-            group.addTask { try? await Task.sleep(for: timeout) }
-            await group.next()
+    /// Returns when signalled (or at once, if a signal came since the last wait): `true`; or after
+    /// `timeout`: `false`. A signal that comes as the timeout ends may be taken by this wait
+    /// either way, so a caller looks for work after every wait.
+    @discardableResult
+    func wait(timeout: Duration) async -> Bool {
+        await withTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                await self.waitForSignal()
+                return true
+            }
+            group.addTask {
+                try? await Task.sleep(for: timeout)
+                return false
+            }
+            let signalled = await group.next() ?? false
             group.cancelAll()
+            return signalled
         }
     }
 
@@ -170,10 +180,11 @@ final class Wakeup: Sendable {
         await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
                 let resumeNow = self.state.withLock { state in
-                    guard !state.pending, !Task.isCancelled else {
+                    if state.pending {
                         state.pending = false
                         return true
                     }
+                    if Task.isCancelled { return true }
                     state.waiter = continuation
                     return false
                 }
