@@ -18,6 +18,9 @@ run: export PAYNOTIFY_ADMIN_TOKEN ?= dev-admin-token-0123456789
 # The checkout demo at http://127.0.0.1:8080/ (its /demo endpoints exist only with this setting).
 run: export PAYNOTIFY_DEMO ?= true
 run: export PAYNOTIFY_STRIPE_SECRETS ?= whsec_dev_stripe_secret
+# Merchant webhooks to a receiver on this machine (`paynotify listen`), which production refuses.
+run: export PAYNOTIFY_ALLOW_HTTP_WEBHOOKS ?= true
+run: export PAYNOTIFY_WEBHOOK_ALLOWED_CIDRS ?= 127.0.0.0/8,::1
 # WeChat Pay and Alipay sign with RSA: dev-keys makes a key pair for each under .data/dev-keys,
 # whose public halves these settings trust (and whose private halves only a simulator holds).
 run: export PAYNOTIFY_WECHATPAY_PLATFORM_KEYS ?= DEV_PLATFORM_SERIAL=$(DEV_KEYS)/wechatpay-platform-public.pem

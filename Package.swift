@@ -169,12 +169,15 @@ let package = Package(
         .executableTarget(
             name: "PayNotifyCommand",
             dependencies: [
+                "MerchantWebhooks",
                 "PayNotify",
                 "PayNotifyClient",
                 "PaymentProviders",
                 "Payments",
                 "Postgres",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
@@ -284,6 +287,7 @@ let package = Package(
         .testTarget(
             name: "EndToEndTests",
             dependencies: [
+                "MerchantWebhooks",
                 "PayNotifyClient",
                 "Postgres",
                 "TestSupport",

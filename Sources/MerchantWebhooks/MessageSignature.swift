@@ -13,11 +13,17 @@ public enum MessageSignature {
     ///   - body: the bytes sent, exactly.
     ///   - secrets: the current secret first, then any previous one still valid.
     public static func header(id: String, timestamp: Int64, body: [UInt8], secrets: [WebhookSecret]) -> String {
-        var signed = Data("\(id).\(timestamp).".utf8)
-        signed.append(contentsOf: body)
+        let signed = Self.signedContent(id: id, timestamp: timestamp, body: body)
         return secrets.map { secret in
             let mac = HMAC<SHA256>.authenticationCode(for: signed, using: SymmetricKey(data: secret.key))
             return "v1," + Data(mac).base64EncodedString()
         }.joined(separator: " ")
+    }
+
+    /// What is signed: `id.timestamp.body`.
+    static func signedContent(id: String, timestamp: Int64, body: [UInt8]) -> Data {
+        var signed = Data("\(id).\(timestamp).".utf8)
+        signed.append(contentsOf: body)
+        return signed
     }
 }

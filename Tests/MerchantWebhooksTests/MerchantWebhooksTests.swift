@@ -117,3 +117,60 @@ struct AddressPolicyTests {
         }
     }
 }
+
+@Suite("Verifying a delivery as a merchant")
+struct MessageVerifierTests {
+    static let secret = WebhookSecret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")!
+    static let body = Array(#"{"test": 2432232314}"#.utf8)
+    static let sent = Date(timeIntervalSince1970: 1_614_265_330)
+
+    static func headers(signature: String = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=") -> [String: String] {
+        [
+            "webhook-id": "msg_p5jXN8AQM9LWM0D4loKWxJek", "webhook-timestamp": "1614265330",
+            "webhook-signature": signature,
+        ]
+    }
+
+    static func verify(
+        _ headers: [String: String],
+        body: [UInt8] = Self.body,
+        secrets: [WebhookSecret] = [Self.secret],
+        now: Date = Self.sent
+    ) -> MessageVerifier.Refusal? {
+        do {
+            try MessageVerifier.verify(header: { headers[$0] }, body: body, secrets: secrets, now: now)
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    @Test func acceptsTheReferenceVectorAmongOthers() {
+        #expect(Self.verify(Self.headers()) == nil)
+        #expect(
+            Self.verify(Self.headers(signature: "v1a,xyz v1,bm9wZQ== v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="))
+                == nil
+        )
+        #expect(Self.verify(Self.headers(), secrets: [WebhookSecret.generate(), Self.secret]) == nil)
+        #expect(Self.verify(Self.headers(), now: Self.sent.addingTimeInterval(299)) == nil)
+    }
+
+    @Test func refusesWhatACarefulMerchantWould() {
+        #expect(Self.verify(Self.headers(), body: Self.body + [0x20]) == .noMatchingSignature)
+        #expect(Self.verify(Self.headers(), secrets: [WebhookSecret.generate()]) == .noMatchingSignature)
+        #expect(
+            Self.verify(Self.headers(signature: "v2,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="))
+                == .noMatchingSignature
+        )
+        #expect(
+            Self.verify(Self.headers(), now: Self.sent.addingTimeInterval(301))
+                == .timestampOutOfTolerance(secondsAway: -301)
+        )
+        var missing = Self.headers()
+        missing["webhook-id"] = nil
+        #expect(Self.verify(missing) == .missingHeader("webhook-id"))
+        missing = Self.headers()
+        missing["webhook-timestamp"] = "soon"
+        #expect(Self.verify(missing) == .missingHeader("webhook-timestamp"))
+    }
+}
