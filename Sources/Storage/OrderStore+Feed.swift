@@ -13,24 +13,51 @@ public struct FeedPosition: Sendable, Hashable {
 }
 
 extension OrderStore {
+    /// What one read of the feed found.
+    public struct FeedPage: Sendable {
+        public let events: [OrderEvent]
+        /// The position after the last event read.
+        public let next: FeedPosition
+        /// Events past `next` have committed but wait for an older transaction still running: read
+        /// again shortly rather than at the next notification, which may be long in coming.
+        public let heldBack: Bool
+    }
+
     /// The events of every order after `position`, in the feed's order, that no transaction still
-    /// running can precede; at most `limit`. Returns them and the position after the last.
-    public func feed(after position: FeedPosition, limit: Int) async throws -> ([OrderEvent], FeedPosition) {
+    /// running can precede; at most `limit`. One round trip for the read and the held-back check.
+    public func feed(after position: FeedPosition, limit: Int) async throws -> FeedPage {
         try await self.pool.withConnection { connection in
-            var next = position
-            let events = try connection.query(
-                """
-                SELECT \(Self.eventColumns), xid::text FROM order_events
-                WHERE (xid, id) > ($1::xid8, $2) AND xid < pg_snapshot_xmin(pg_current_snapshot())
-                ORDER BY xid, id LIMIT $3
-                """,
-                [position.transaction, position.eventID, limit]
-            ).map { row in
-                let event = try Self.event(from: row)
-                next = FeedPosition(transaction: try row.decode(String.self, at: 5), eventID: event.id)
-                return event
+            let read = Batch(
+                Statement(
+                    """
+                    SELECT \(Self.eventColumns), xid::text FROM order_events
+                    WHERE (xid, id) > ($1::xid8, $2) AND xid < pg_snapshot_xmin(pg_current_snapshot())
+                    ORDER BY xid, id LIMIT $3
+                    """,
+                    [position.transaction, position.eventID, limit]
+                )
+            ) { rows in
+                try rows.map { row in
+                    (
+                        try Self.event(from: row),
+                        FeedPosition(
+                            transaction: try row.decode(String.self, at: 5),
+                            eventID: try row.decode(Int64.self, at: 0)
+                        )
+                    )
+                }
             }
-            return (events, next)
+            let heldBack = Batch(
+                Statement(
+                    """
+                    SELECT EXISTS (SELECT 1 FROM order_events
+                                   WHERE xid >= pg_snapshot_xmin(pg_current_snapshot()) AND (xid, id) > ($1::xid8, $2))
+                    """,
+                    [position.transaction, position.eventID]
+                )
+            ) { try $0.first!.decode(Bool.self, at: 0) }
+            let (rows, waiting) = try connection.run(read.and(heldBack))
+            return FeedPage(events: rows.map(\.0), next: rows.last?.1 ?? position, heldBack: waiting)
         }
     }
 

@@ -22,10 +22,14 @@ private actor Receiver {
     }
 
     private var answers: [String: [Int]]
+    /// Paths whose requests are answered only after ``hang``.
+    let hangingPaths: Set<String>
+    static let hang = Duration.seconds(8)
     private(set) var received: [Received] = []
 
-    init(answers: [String: [Int]]) {
+    init(answers: [String: [Int]], hangingPaths: Set<String> = []) {
         self.answers = answers
+        self.hangingPaths = hangingPaths
     }
 
     func answer(path: String, headers: HTTPFields, body: String) -> Int {
@@ -50,6 +54,7 @@ private actor Receiver {
             let path = try context.parameters.require("path")
             let text = String(buffer: try await request.body.collect(upTo: 1 << 20))
             let status = await self.answer(path: path, headers: request.headers, body: text)
+            if self.hangingPaths.contains(path) { try? await Task.sleep(for: Self.hang) }
             return Response(status: .init(code: status))
         }
         let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
@@ -259,5 +264,36 @@ struct MerchantWebhookDeliveryTests {
         try process.run()
         process.waitUntilExit()
         return process.terminationStatus == 0
+    }
+}
+
+@Suite("A slow merchant endpoint delays nobody else")
+struct MerchantWebhookIsolationTests {
+    /// One endpoint answers nothing for 8 s; another, healthy, gets all of its messages at once,
+    /// and webhooks keep being acknowledged: the hanging one holds only its own slots.
+    @Test func aHangingEndpointHoldsOnlyItsOwnSlots() async throws {
+        let receiver = Receiver(answers: ["healthy": [200]], hangingPaths: ["hanging"])
+        try await receiver.serve { port in
+            var overrides = MerchantWebhookDeliveryTests.overrides
+            overrides["PAYNOTIFY_WEBHOOK_TIMEOUT_SECONDS"] = "30"
+            try await withLiveApp(overrides: overrides) { client, _ in
+                _ = try await client.createEndpoint(url: "http://127.0.0.1:\(port)/hanging")
+                _ = try await client.createEndpoint(url: "http://127.0.0.1:\(port)/healthy")
+                let started = ContinuousClock.now
+                var orders: [CreatedOrder] = []
+                for _ in 0..<10 { orders.append(try await client.createOrder()) }
+                for order in orders {
+                    let answer = try await client.sandbox("succeeded", order: order.id)
+                    #expect(answer.status == 200)
+                }
+                try await eventually(within: .seconds(6), "the healthy endpoint's ten messages") {
+                    await receiver.received.filter { $0.path == "healthy" }.count >= 10
+                }
+                // Well within the hanging endpoint's 8 s: nothing waited on it.
+                #expect(ContinuousClock.now - started < Receiver.hang)
+                // The hanging endpoint has at most its per-endpoint limit (4) in flight.
+                #expect(await receiver.received.filter { $0.path == "hanging" }.count <= 4)
+            }
+        }
     }
 }

@@ -23,6 +23,8 @@ struct MerchantEventsController {
     let heartbeat: Duration
 
     static let pageSize = 500
+    /// How soon a stream reads again while committed events wait for an older transaction.
+    static let heldBackPoll = Duration.milliseconds(25)
 
     func addRoutes(to group: RouterGroup<some RequestContext>) {
         group.get("/events") { request, _ in try await self.stream(request) }
@@ -78,16 +80,19 @@ struct MerchantEventsController {
                     )
                     var position = start
                     while !stopping.isSet {
-                        let (events, next) = try await self.store.feed(after: position, limit: Self.pageSize)
-                        position = next
+                        let page = try await self.store.feed(after: position, limit: Self.pageSize)
+                        position = page.next
                         var text = ""
-                        for event in events {
+                        for event in page.events {
                             guard let type = EventTypes.type(of: event), matches(type) else { continue }
                             text += "id: \(event.id)\nevent: \(type)\ndata: \(event.data)\n\n"
                         }
                         if !text.isEmpty { try await writer.write(ByteBuffer(string: text)) }
-                        if events.count == Self.pageSize { continue }
-                        if !(await wakeup.wait(timeout: self.heartbeat)) {
+                        if page.events.count == Self.pageSize { continue }
+                        if page.heldBack {
+                            // Committed events wait for an older transaction: look again soon.
+                            await wakeup.wait(timeout: Self.heldBackPoll)
+                        } else if !(await wakeup.wait(timeout: self.heartbeat)) {
                             try await writer.write(ByteBuffer(string: ": keepalive\n\n"))
                         }
                     }
