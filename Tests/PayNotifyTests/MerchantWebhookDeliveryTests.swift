@@ -297,3 +297,42 @@ struct MerchantWebhookIsolationTests {
         }
     }
 }
+
+@Suite("A claimed message outlives the instance that claimed it")
+struct MerchantWebhookLeaseTests {
+    /// A message leased by an instance that then died (its `next_attempt_at` moved to the lease's
+    /// end, and no attempt recorded) is left alone until the lease ends, then delivered once by a
+    /// live instance: at least once, never zero, and not twice while the lease holds.
+    @Test func aDeadInstancesMessageIsDeliveredAfterItsLease() async throws {
+        let receiver = Receiver(answers: ["hook": [200]])
+        try await receiver.serve { port in
+            try await withLiveApp(overrides: MerchantWebhookDeliveryTests.overrides) { client, database in
+                _ = try await client.createEndpoint(url: "http://127.0.0.1:\(port)/hook")
+                let order = try await client.createOrder()
+                // The dead instance's transaction: the event, its message, and the claim's lease.
+                try await database.withConnection { connection in
+                    try connection.transaction { connection in
+                        let event = try connection.query(
+                            "INSERT INTO order_events (order_id, event, data) VALUES ($1, 'shipped', '{}') RETURNING id",
+                            [order.id]
+                        ).first!.decode(Int64.self, at: 0)
+                        let leased = try connection.execute(
+                            "UPDATE webhook_messages SET next_attempt_at = now() + interval '2 seconds' WHERE event_id = $1",
+                            [event]
+                        )
+                        precondition(leased == 1)
+                    }
+                }
+                let leasedAt = ContinuousClock.now
+                try await Task.sleep(for: .milliseconds(1_500))
+                #expect(await receiver.received.isEmpty, "sent while another instance's lease held it")
+                try await eventually(within: .seconds(10), "the message delivered after the lease") {
+                    await !receiver.received.isEmpty
+                }
+                #expect(ContinuousClock.now - leasedAt >= .seconds(2))
+                try await Task.sleep(for: .milliseconds(500))
+                #expect(await receiver.received.count == 1)
+            }
+        }
+    }
+}
