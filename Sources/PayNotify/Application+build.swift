@@ -86,7 +86,7 @@ public func buildApplication(
     // stream did not get this way, and leaves the alerts already published).
     // Merchant webhooks: the outbox's messages are written with the events; the dispatcher is
     // woken by this instance's commits and by the notifications of everyone's.
-    let wakeup = Wakeup()
+    let dispatcherSignals = DispatcherSignals()
     // Merchant event streams read the log when anything may have committed, as the dispatcher does.
     let feedDoorbell = FeedDoorbell(limit: 100)
     let store = OrderStore(
@@ -94,7 +94,7 @@ public func buildApplication(
         notifier: notifier,
         onCommit: { committed in
             for run in committed { hub.publish(run) }
-            wakeup.signal()
+            dispatcherSignals.eventsCommitted()
             feedDoorbell.ring()
         },
         onAlert: { ops.publish($0) }
@@ -115,7 +115,14 @@ public func buildApplication(
     router.add(middleware: RequestIDMiddleware())
     router.add(middleware: JSONErrorMiddleware())
     HealthController(pool: pool, listener: listener).addRoutes(to: router)
-    MetricsController(metrics: metrics, hub: hub, ops: ops, pool: pool, listener: listener).addRoutes(to: router)
+    MetricsController(
+        metrics: metrics,
+        hub: hub,
+        ops: ops,
+        pool: pool,
+        listener: listener,
+        merchantWebhooks: merchantWebhooks
+    ).addRoutes(to: router)
     StreamsController(
         streams: OrderStreams(hub: hub, log: store, settings: streamSettings),
         ops: ops,
@@ -149,6 +156,7 @@ public func buildApplication(
     WebhookEndpointsController(
         store: merchantWebhooks,
         sender: sender,
+        signals: dispatcherSignals,
         maximumBodyBytes: configuration.http.maximumBodyBytes
     ).addRoutes(to: merchantAPI)
     MerchantEventsController(
@@ -205,7 +213,7 @@ public func buildApplication(
             ops: ops,
             recoveryInterval: configuration.streams.recoveryInterval,
             onNotification: {
-                wakeup.signal()
+                dispatcherSignals.eventsCommitted()
                 feedDoorbell.ring()
             },
             logger: logger
@@ -223,7 +231,7 @@ public func buildApplication(
                 disableAfter: webhookSettings.disableAfter,
                 idleCheck: .seconds(5)
             ),
-            wakeup: wakeup,
+            signals: dispatcherSignals,
             metrics: metrics,
             logger: logger,
             now: now
@@ -234,6 +242,7 @@ public func buildApplication(
             latency: latency,
             webhooks: webhookCounters,
             listener: listener,
+            merchantWebhooks: merchantWebhooks,
             instance: "\(ProcessInfo.processInfo.hostName):\(ProcessInfo.processInfo.processIdentifier)",
             interval: .seconds(1)
         )

@@ -2,6 +2,7 @@ import Metrics
 import Postgres
 import Prometheus
 import SSEGateway
+import Storage
 import Synchronization
 
 /// The service's Prometheus metrics (`GET /metrics`), recorded through swift-metrics into a
@@ -21,6 +22,8 @@ final class ServiceMetrics: Sendable {
     private let deliveryLatency: Timer
     /// What the pulled counters had reached at the last scrape (they only grow).
     private let scraped = Mutex<(reconnects: Int, dropped: Int)>((0, 0))
+    /// The merchant endpoints the last scrape reported, so one deleted since reads 0, not its last value.
+    private let reportedEndpoints = Mutex<Set<String>>([])
 
     /// - Parameters:
     ///   - providers: the providers served: each gets its webhook series.
@@ -99,7 +102,17 @@ final class ServiceMetrics: Sendable {
     // MARK: Scraped
 
     /// The Prometheus text exposition, with the levels read now.
-    func exposition(hub: StreamHub, ops: OpsFeed, pool: ConnectionPool, listener: NotificationListener) -> [UInt8] {
+    ///
+    /// - Parameter endpoints: each merchant webhook endpoint's health, or `nil` when the database
+    ///   could not say (those series then keep their last values).
+    func exposition(
+        hub: StreamHub,
+        ops: OpsFeed,
+        pool: ConnectionPool,
+        listener: NotificationListener,
+        endpoints: [WebhookEndpointHealth]?
+    ) -> [UInt8] {
+        if let endpoints { self.recordEndpoints(endpoints) }
         let levels: [(String, [(String, String)], Int)] = [
             ("paynotify_streams_open", [("kind", "order")], hub.openStreams),
             ("paynotify_streams_open", [("kind", "ops")], ops.openStreams),
@@ -120,6 +133,27 @@ final class ServiceMetrics: Sendable {
         self.counter("paynotify_listener_reconnects_total", []).increment(by: newReconnects)
         self.counter("paynotify_streams_dropped_total", []).increment(by: newDrops)
         return self.registry.emitToBuffer()
+    }
+
+    /// Per endpoint: messages not delivered yet, and how long the oldest has waited.
+    private func recordEndpoints(_ endpoints: [WebhookEndpointHealth]) {
+        let current = Set(endpoints.map(\.id))
+        let gone = self.reportedEndpoints.withLock { reported in
+            defer { reported = current }
+            return reported.subtracting(current)
+        }
+        let values =
+            endpoints.map { ($0.id, $0.backlog, $0.oldestPendingSeconds ?? 0) } + gone.map { ($0, 0, 0) }
+        for (id, backlog, oldest) in values {
+            let dimensions = [("endpoint", id)]
+            Metrics.Gauge(label: "paynotify_merchant_webhook_backlog", dimensions: dimensions, factory: self.factory)
+                .record(backlog)
+            Metrics.Gauge(
+                label: "paynotify_merchant_webhook_oldest_pending_seconds",
+                dimensions: dimensions,
+                factory: self.factory
+            ).record(oldest)
+        }
     }
 
     private func counter(_ label: String, _ dimensions: [(String, String)]) -> Metrics.Counter {

@@ -158,6 +158,33 @@ public struct MerchantWebhookStore: Sendable {
         }
     }
 
+    /// Each endpoint's health, oldest endpoint first, at most `limit`: what the ops page and the
+    /// metrics show.
+    public func endpointHealth(limit: Int) async throws -> [WebhookEndpointHealth] {
+        try await self.pool.withConnection { connection in
+            try connection.query(
+                """
+                SELECT e.id, e.url, e.enabled, e.failing_since, e.last_success_at, count(m.id),
+                    extract(epoch FROM now() - min(m.created_at))::float8
+                FROM webhook_endpoints AS e
+                LEFT JOIN webhook_messages AS m ON m.endpoint_id = e.id AND m.status = 'pending'
+                GROUP BY e.id ORDER BY e.created_at, e.id LIMIT $1
+                """,
+                [limit]
+            ).map { row in
+                WebhookEndpointHealth(
+                    id: try row.decode(String.self, at: 0),
+                    url: try row.decode(String.self, at: 1),
+                    enabled: try row.decode(Bool.self, at: 2),
+                    failingSince: try row.decode(Date?.self, at: 3),
+                    lastSuccessAt: try row.decode(Date?.self, at: 4),
+                    backlog: Int(try row.decode(Int64.self, at: 5)),
+                    oldestPendingSeconds: try row.decode(Double?.self, at: 6)
+                )
+            }
+        }
+    }
+
     // MARK: Delivery
 
     /// Claims up to `limit` due messages of enabled endpoints, at most `perEndpoint` of each less
@@ -296,6 +323,14 @@ public struct MerchantWebhookStore: Sendable {
             return alerts
         }
         for alert in alerts { self.onAlert?(alert) }
+    }
+
+    /// Whether any endpoint takes deliveries: without one, the dispatcher need not look for messages.
+    public func hasEnabledEndpoints() async throws -> Bool {
+        try await self.pool.withConnection { connection in
+            try connection.query("SELECT EXISTS (SELECT 1 FROM webhook_endpoints WHERE enabled)").first!
+                .decode(Bool.self, at: 0)
+        }
     }
 
     /// When the next pending message of an enabled endpoint falls due, if any.

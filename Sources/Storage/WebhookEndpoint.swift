@@ -94,3 +94,16 @@ public struct WebhookAttempt: Sendable, Hashable {
     public let responseBody: String?
     public let error: String?
 }
+
+/// How an endpoint is doing: whether it takes deliveries, since when it fails, and what waits for it.
+public struct WebhookEndpointHealth: Sendable, Hashable {
+    public let id: String
+    public let url: String
+    public let enabled: Bool
+    public let failingSince: Date?
+    public let lastSuccessAt: Date?
+    /// Messages not delivered yet (due now or later).
+    public let backlog: Int
+    /// How long the oldest of them has waited; `nil` when none does.
+    public let oldestPendingSeconds: Double?
+}

@@ -1,6 +1,7 @@
 import Hummingbird
 import Postgres
 import SSEGateway
+import Storage
 
 /// `GET /metrics`: the Prometheus text exposition of ``ServiceMetrics``. Unauthenticated, like most
 /// scrape endpoints: keep it off the public side of the proxy (`deploy/nginx.conf` does).
@@ -10,10 +11,19 @@ struct MetricsController {
     let ops: OpsFeed
     let pool: ConnectionPool
     let listener: NotificationListener
+    let merchantWebhooks: MerchantWebhookStore
 
     func addRoutes(to router: Router<some RequestContext>) {
         router.get("/metrics") { _, _ in
-            let text = self.metrics.exposition(hub: self.hub, ops: self.ops, pool: self.pool, listener: self.listener)
+            // Read from the database: a scrape while it is down still answers, without these series.
+            let endpoints = try? await self.merchantWebhooks.endpointHealth(limit: 200)
+            let text = self.metrics.exposition(
+                hub: self.hub,
+                ops: self.ops,
+                pool: self.pool,
+                listener: self.listener,
+                endpoints: endpoints
+            )
             return Response(
                 status: .ok,
                 headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8", .cacheControl: "no-store"],

@@ -10,6 +10,9 @@ import Storage
 struct WebhookEndpointsController {
     let store: MerchantWebhookStore
     let sender: WebhookSender
+    /// Told of every change that can give the dispatcher work (an endpoint made, enabled, or its
+    /// messages queued again).
+    let signals: DispatcherSignals
     let maximumBodyBytes: Int
 
     /// How long a rotated-out secret keeps signing, unless the request says otherwise.
@@ -46,6 +49,7 @@ struct WebhookEndpointsController {
             guard try await self.store.resend(messageID: try context.parameters.require("id")) else {
                 throw APIError(.notFound, code: "not_found", message: "No webhook message has this id.")
             }
+            self.signals.endpointsDidChange()
             return ResponseJSON.response(.accepted, ["queued": .bool(true)])
         }
     }
@@ -71,6 +75,7 @@ struct WebhookEndpointsController {
             description: body.description,
             secret: secret.text
         )
+        self.signals.endpointsDidChange()
         return Self.response(.created, endpoint, showingSecret: true)
     }
 
@@ -106,6 +111,7 @@ struct WebhookEndpointsController {
             }
         }
         guard let endpoint = try await self.store.updateEndpoint(id: id, change) else { throw Self.notFound }
+        self.signals.endpointsDidChange()
         return Self.response(.ok, endpoint)
     }
 
@@ -202,6 +208,7 @@ struct WebhookEndpointsController {
         if let until, until <= since { throw invalid("until", "must be after since") }
         let endpoint = try await self.existing(id)
         let recovered = try await self.store.recover(endpointID: id, since: since, until: until)
+        self.signals.endpointsDidChange()
         return ResponseJSON.response(
             .accepted,
             ["recovered": .integer(Int64(recovered)), "endpoint_enabled": .bool(endpoint.enabled)]

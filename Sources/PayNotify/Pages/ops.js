@@ -48,6 +48,7 @@
     });
     current.addEventListener("alert", (event) => withJSON(event, addAlert));
     current.addEventListener("stats", (event) => withJSON(event, addStats));
+    current.addEventListener("endpoints", (event) => withJSON(event, showEndpoints));
     source = current;
   }
 
@@ -118,6 +119,36 @@
     span.className = className;
     span.textContent = value == null ? "" : String(value);
     return span;
+  }
+
+  // ----- merchant webhook endpoints -----
+
+  function showEndpoints(health) {
+    const endpoints = Array.isArray(health.endpoints) ? health.endpoints : [];
+    const table = $("endpoints");
+    const body = table.querySelector("tbody");
+    body.replaceChildren(
+      ...endpoints.map((endpoint) => {
+        const row = document.createElement("tr");
+        const cells = [
+          String(endpoint.url ?? endpoint.id ?? "–"),
+          endpoint.enabled ? (endpoint.failing_since ? "failing" : "healthy") : "disabled",
+          endpoint.last_success_at ? new Date(endpoint.last_success_at).toLocaleString() : "never",
+          endpoint.failing_since ? new Date(endpoint.failing_since).toLocaleString() : "–",
+          String(endpoint.backlog ?? "–"),
+          typeof endpoint.oldest_pending_seconds === "number" ? formatNumber(endpoint.oldest_pending_seconds) + " s" : "–",
+        ];
+        for (const text of cells) {
+          const cell = document.createElement("td");
+          cell.textContent = text;
+          row.append(cell);
+        }
+        row.dataset.state = cells[1];
+        return row;
+      }),
+    );
+    table.hidden = endpoints.length === 0;
+    $("endpoints-empty").hidden = endpoints.length > 0;
   }
 
   // ----- stats -----

@@ -2,6 +2,7 @@ import Foundation
 import Postgres
 import SSEGateway
 import ServiceLifecycle
+import Storage
 import Synchronization
 
 /// Webhook answers by outcome (`applied`, `duplicate`, `invalid_signature`, `not_recorded`…), counted
@@ -24,15 +25,19 @@ final class WebhookCounters: Sendable {
 
 /// Publishes an `event: stats` on the ops stream every interval: this instance's open streams,
 /// webhooks per second by outcome, commit-to-delivery latency over the interval, and the
-/// listener's state.
+/// listener's state; and every ``endpointsEvery`` intervals an `event: endpoints`, each merchant
+/// webhook endpoint's health (one query, so not every second).
 struct OpsStatsReporter: Service {
     let ops: OpsFeed
     let hub: StreamHub
     let latency: DeliveryLatency
     let webhooks: WebhookCounters
     let listener: NotificationListener
+    let merchantWebhooks: MerchantWebhookStore
     let instance: String
     let interval: Duration
+
+    static let endpointsEvery = 5
 
     private struct Stats: Encodable {
         struct Latency: Encodable {
@@ -60,9 +65,38 @@ struct OpsStatsReporter: Service {
         }
     }
 
+    /// One endpoint on the ops page.
+    private struct EndpointHealth: Encodable {
+        let id: String
+        let url: String
+        let enabled: Bool
+        let failingSince: String?
+        let lastSuccessAt: String?
+        let backlog: Int
+        let oldestPendingSeconds: Double?
+
+        init(_ health: WebhookEndpointHealth) {
+            self.id = health.id
+            self.url = health.url
+            self.enabled = health.enabled
+            self.failingSince = health.failingSince.map(ResponseJSON.timestamp)
+            self.lastSuccessAt = health.lastSuccessAt.map(ResponseJSON.timestamp)
+            self.backlog = health.backlog
+            self.oldestPendingSeconds = health.oldestPendingSeconds
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case id, url, enabled, backlog
+            case failingSince = "failing_since"
+            case lastSuccessAt = "last_success_at"
+            case oldestPendingSeconds = "oldest_pending_seconds"
+        }
+    }
+
     func run() async throws {
         let clock = ContinuousClock()
         var intervalStart = clock.now
+        var ticks = 0
         while (try? await cancelWhenGracefulShutdown({ try await Task.sleep(for: self.interval) })) != nil {
             let now = clock.now
             let elapsed = (now - intervalStart) / .seconds(1)
@@ -78,6 +112,16 @@ struct OpsStatsReporter: Service {
                 listener: self.listener.isListening ? "listening" : "reconnecting"
             )
             self.ops.publish(ServerSentEvent(event: "stats", data: JSONBody.text(of: stats) ?? "{}"), background: true)
+            ticks += 1
+            if ticks % Self.endpointsEvery == 0, self.ops.openStreams > 0,
+                let health = try? await self.merchantWebhooks.endpointHealth(limit: 200)
+            {
+                let endpoints = health.map(EndpointHealth.init)
+                self.ops.publish(
+                    ServerSentEvent(event: "endpoints", data: JSONBody.text(of: ["endpoints": endpoints]) ?? "{}"),
+                    background: true
+                )
+            }
         }
     }
 }

@@ -11,7 +11,9 @@ import Synchronization
 ///
 /// It looks for messages when woken (this instance committed events, or a notification says
 /// another did, or an attempt finished) and otherwise when the next retry falls due, at least every
-/// `idleCheck`: a lease that ran out on a dead instance is found then. An endpoint has at most
+/// `idleCheck`: a lease that ran out on a dead instance is found then. While no endpoint is
+/// enabled (checked every `idleCheck`, and at once when this instance's API changes one) a commit
+/// costs it nothing: it does not look. An endpoint has at most
 /// `perEndpoint` attempts in flight here and the instance at most `maximumInFlight`, so a slow or
 /// dead endpoint holds only its own slots.
 struct WebhookDispatcher: Service {
@@ -28,7 +30,7 @@ struct WebhookDispatcher: Service {
     let store: MerchantWebhookStore
     let sender: WebhookSender
     let settings: Settings
-    let wakeup: Wakeup
+    let signals: DispatcherSignals
     let metrics: ServiceMetrics
     let logger: Logger
     let now: @Sendable () -> Date
@@ -38,7 +40,20 @@ struct WebhookDispatcher: Service {
         let stopping = Shared(false)
         await withDiscardingTaskGroup { group in
             await withGracefulShutdownHandler {
+                var endpointsCheckedAt: ContinuousClock.Instant?
+                var endpointsExist = true
                 while !Task.isCancelled, !stopping.withLock({ $0 }) {
+                    let now = ContinuousClock.now
+                    if self.signals.takeEndpointsChanged()
+                        || endpointsCheckedAt.map({ now - $0 >= self.settings.idleCheck }) ?? true
+                    {
+                        endpointsExist = (try? await self.store.hasEnabledEndpoints()) ?? true
+                        endpointsCheckedAt = now
+                    }
+                    guard endpointsExist else {
+                        await self.signals.wakeup.wait(timeout: self.settings.idleCheck)
+                        continue
+                    }
                     let busy = inFlight.withLock { $0 }
                     let room = self.settings.maximumInFlight - busy.values.reduce(0, +)
                     var claimed: [ClaimedMessage] = []
@@ -62,15 +77,15 @@ struct WebhookDispatcher: Service {
                                 counts[message.endpointID, default: 1] -= 1
                                 if counts[message.endpointID] == 0 { counts[message.endpointID] = nil }
                             }
-                            self.wakeup.signal()
+                            self.signals.wakeup.signal()
                         }
                     }
                     guard claimed.count < room else { continue }  // maybe more due: at once
-                    await self.wakeup.wait(timeout: await self.untilNextDue())
+                    await self.signals.wakeup.wait(timeout: await self.untilNextDue())
                 }
             } onGracefulShutdown: {
                 stopping.withLock { $0 = true }
-                self.wakeup.signal()
+                self.signals.wakeup.signal()
             }
             // Attempts still in flight are abandoned: their leases run out and they are sent
             // again (by another instance, or this one when it is back).
@@ -127,6 +142,28 @@ struct WebhookDispatcher: Service {
                 "could not record a webhook attempt; the message will be sent again after its lease",
                 metadata: ["message": "\(message.id)", "error": "\(error)"]
             )
+        }
+    }
+}
+
+/// What wakes the dispatcher: events committed (here or, by notification, elsewhere), an attempt
+/// ended, or an endpoint changed through this instance's API.
+final class DispatcherSignals: Sendable {
+    let wakeup = Wakeup()
+    private let endpointsChanged = Mutex(false)
+
+    func eventsCommitted() { self.wakeup.signal() }
+
+    /// An endpoint was made, changed or given messages again: look again whether any is enabled.
+    func endpointsDidChange() {
+        self.endpointsChanged.withLock { $0 = true }
+        self.wakeup.signal()
+    }
+
+    func takeEndpointsChanged() -> Bool {
+        self.endpointsChanged.withLock { changed in
+            defer { changed = false }
+            return changed
         }
     }
 }
