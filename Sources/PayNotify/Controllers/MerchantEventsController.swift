@@ -2,10 +2,10 @@ import EventLog
 import Foundation
 import HTTPTypes
 import Hummingbird
+import SSEGateway
 import ServiceLifecycle
 import Storage
 import StreamingHTTP
-import Synchronization
 
 /// `GET /v1/events` (API key): one Server-Sent Events stream of every order's events, for a
 /// merchant backend that prefers holding a connection to receiving webhooks. Each event carries
@@ -70,22 +70,19 @@ struct MerchantEventsController {
             ],
             body: ResponseBody { writer in
                 defer { self.doorbell.close(listener) }
-                let stopping = Stopping()
+                let stopping = Shared(false)
                 try await withGracefulShutdownHandler {
-                    try await writer.write(
-                        ByteBuffer(
-                            string:
-                                "retry: \(self.retry.components.seconds * 1_000 + self.retry.components.attoseconds / 1_000_000_000_000_000)\n\n"
-                        )
-                    )
+                    try await writer.write(ByteBuffer(string: ServerSentEventEncoder.retry(self.retry)))
                     var position = start
-                    while !stopping.isSet {
+                    while !stopping.withLock({ $0 }) {
                         let page = try await self.store.feed(after: position, limit: Self.pageSize)
                         position = page.next
                         var text = ""
                         for event in page.events {
                             guard let type = EventTypes.type(of: event), matches(type) else { continue }
-                            text += "id: \(event.id)\nevent: \(type)\ndata: \(event.data)\n\n"
+                            text += ServerSentEventEncoder.encode(
+                                ServerSentEvent(id: String(event.id), event: type, data: event.data)
+                            )
                         }
                         if !text.isEmpty { try await writer.write(ByteBuffer(string: text)) }
                         if page.events.count == Self.pageSize { continue }
@@ -93,24 +90,15 @@ struct MerchantEventsController {
                             // Committed events wait for an older transaction: look again soon.
                             await wakeup.wait(timeout: Self.heldBackPoll)
                         } else if !(await wakeup.wait(timeout: self.heartbeat)) {
-                            try await writer.write(ByteBuffer(string: ": keepalive\n\n"))
+                            try await writer.write(ByteBuffer(string: ServerSentEventEncoder.comment("keepalive")))
                         }
                     }
                 } onGracefulShutdown: {
-                    stopping.set()
+                    stopping.withLock { $0 = true }
                     wakeup.signal()
                 }
                 try await writer.finish(nil)
             }
         )
     }
-}
-
-/// Set once, from any task.
-private final class Stopping: Sendable {
-    private let flag = Mutex(false)
-
-    var isSet: Bool { self.flag.withLock { $0 } }
-
-    func set() { self.flag.withLock { $0 = true } }
 }

@@ -168,15 +168,6 @@ final class DispatcherSignals: Sendable {
     }
 }
 
-/// A value behind a lock, shared by reference between tasks.
-private final class Shared<Value: Sendable>: Sendable {
-    private let value: Mutex<Value>
-
-    init(_ value: Value) { self.value = Mutex(value) }
-
-    func withLock<T: Sendable>(_ body: (inout Value) -> T) -> T { self.value.withLock { body(&$0) } }
-}
-
 /// Wakes a waiting task; a signal given while nobody waits is kept for the next wait.
 final class Wakeup: Sendable {
     private let state = Mutex<(pending: Bool, waiter: CheckedContinuation<Void, Never>?)>((false, nil))
