@@ -94,9 +94,7 @@ public actor WebhookSender {
         )
         request.body = .bytes(body)
         do {
-            let deadline =
-                NIODeadline.now() + .nanoseconds(Int64(self.settings.timeout.components.seconds) * 1_000_000_000)
-            let response = try await client.execute(request, deadline: deadline)
+            let response = try await client.execute(request, deadline: .now() + TimeAmount(self.settings.timeout))
             var received: [UInt8] = []
             for try await chunk in response.body {
                 received.append(contentsOf: chunk.readableBytesView.prefix(Self.maximumBodyBytes - received.count))
@@ -166,7 +164,8 @@ public actor WebhookSender {
         var configuration = HTTPClient.Configuration(
             tlsConfiguration: tls,
             redirectConfiguration: .disallow,
-            timeout: .init(connect: .seconds(10), read: .seconds(15))
+            // The attempt's deadline bounds it whole; no shorter pause between reads cuts it first.
+            timeout: .init(connect: .seconds(10), read: TimeAmount(self.settings.timeout))
         )
         if let address = destination.address {
             configuration.dnsOverride = [destination.host: address.description]
