@@ -23,19 +23,25 @@ public actor WebhookSender {
         public var userAgent: String
         /// Endpoints whose certificates are signed by this CA too (tests; a private CA).
         public var additionalTrustRoots: [String]
+        /// Connections to one host: as many as attempts may be in flight, because many endpoints
+        /// can share a host (a platform that hosts its customers' webhooks), and requests beyond
+        /// the HTTP client's own limit (8) would queue behind each other and time out.
+        public var connectionsPerHost: Int
 
         public init(
             policy: AddressPolicy,
             allowHTTP: Bool,
             timeout: Duration = .seconds(15),
             userAgent: String = "PayNotify/1.0",
-            additionalTrustRoots: [String] = []
+            additionalTrustRoots: [String] = [],
+            connectionsPerHost: Int = 256
         ) {
             self.policy = policy
             self.allowHTTP = allowHTTP
             self.timeout = timeout
             self.userAgent = userAgent
             self.additionalTrustRoots = additionalTrustRoots
+            self.connectionsPerHost = connectionsPerHost
         }
     }
 
@@ -167,6 +173,14 @@ public actor WebhookSender {
             // The attempt's deadline bounds it whole; no shorter pause between reads cuts it first.
             timeout: .init(connect: .seconds(10), read: TimeAmount(self.settings.timeout))
         )
+        configuration.connectionPool = .init(
+            idleTimeout: .seconds(60),
+            concurrentHTTP1ConnectionsPerHostSoftLimit: self.settings.connectionsPerHost
+        )
+        // A connection that cannot be made fails the attempt at once, to be retried on the
+        // schedule: left on, the client would keep trying until the attempt's deadline, so an
+        // endpoint that is down would hold its slots for the whole timeout on every attempt.
+        configuration.connectionPool.retryConnectionEstablishment = false
         if let address = destination.address {
             configuration.dnsOverride = [destination.host: address.description]
         }

@@ -105,7 +105,8 @@ public func buildApplication(
             policy: AddressPolicy(allowed: webhookSettings.allowedAddresses),
             allowHTTP: webhookSettings.allowHTTP,
             timeout: webhookSettings.timeout,
-            additionalTrustRoots: webhookSettings.trustRoots
+            additionalTrustRoots: webhookSettings.trustRoots,
+            connectionsPerHost: webhookSettings.maximumInFlight
         )
     )
     let merchantWebhooks = MerchantWebhookStore(pool: pool, onAlert: { ops.publish($0) })
@@ -226,8 +227,10 @@ public func buildApplication(
                 schedule: webhookSettings.schedule,
                 perEndpoint: webhookSettings.perEndpoint,
                 maximumInFlight: webhookSettings.maximumInFlight,
-                // Longer than an attempt can take, so a live instance's attempt is never claimed twice.
-                lease: webhookSettings.timeout + .seconds(45),
+                // Longer than an attempt can take (the timeout bounds the request; recording it is
+                // one short transaction), so a live instance's attempt is not claimed twice; short
+                // enough that a killed instance's messages go out again within half a minute.
+                lease: webhookSettings.timeout + .seconds(10),
                 disableAfter: webhookSettings.disableAfter,
                 idleCheck: .seconds(5)
             ),

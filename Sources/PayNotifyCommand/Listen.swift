@@ -6,11 +6,13 @@ import Hummingbird
 import MerchantWebhooks
 import NIOCore
 import NIOHTTP1
+import Synchronization
 
 /// `paynotify listen`: a local receiver for merchant webhooks, for developers integrating with us.
 /// It checks each delivery as a careful backend would (the signature with the endpoint's secret, the
 /// timestamp within 5 minutes), prints it readably, and answers `--status` (try `500` to watch the
 /// retries, `410` to see the endpoint disabled); `--forward-to` passes each verified delivery on.
+/// `--quiet` prints only the counts when it stops: a receiver for load tests (`make bench`).
 struct Listen: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Receive merchant webhooks locally: verify, print and answer each (development)."
@@ -31,6 +33,9 @@ struct Listen: AsyncParsableCommand {
     @Option(help: "Also POST each verified delivery (its headers and body) to this URL.")
     var forwardTo: String?
 
+    @Flag(help: "Print nothing per delivery, only how many were verified and refused when stopped.")
+    var quiet = false
+
     func validate() throws {
         guard !self.secret.isEmpty, self.secret.allSatisfy({ WebhookSecret($0) != nil }) else {
             throw ValidationError("--secret must be the endpoint's whsec_… secret")
@@ -45,6 +50,8 @@ struct Listen: AsyncParsableCommand {
         let secrets = self.secret.compactMap(WebhookSecret.init)
         let answer = HTTPResponse.Status(code: self.status)
         let forwardTo = self.forwardTo
+        let quiet = self.quiet
+        let counts = Mutex((verified: 0, refused: 0))
         let router = Router()
         router.post("**") { request, _ -> Response in
             let body = Array(buffer: try await request.body.collect(upTo: 1 << 20))
@@ -52,10 +59,12 @@ struct Listen: AsyncParsableCommand {
             do {
                 try MessageVerifier.verify(header: header, body: body, secrets: secrets, now: Date())
             } catch {
-                Self.print("✗ refused \(request.uri.path): \(error)")
+                counts.withLock { $0.refused += 1 }
+                if !quiet { Self.print("✗ refused \(request.uri.path): \(error)") }
                 return Response(status: .badRequest)
             }
-            Self.print(Self.describe(body: body, id: header("webhook-id") ?? "", answer: answer))
+            counts.withLock { $0.verified += 1 }
+            if !quiet { Self.print(Self.describe(body: body, id: header("webhook-id") ?? "", answer: answer)) }
             if let forwardTo { await Self.forward(body: body, headers: request.headers, to: forwardTo) }
             return Response(status: answer)
         }
@@ -65,6 +74,8 @@ struct Listen: AsyncParsableCommand {
         )
         Self.print("listening on http://\(self.host):\(self.port)/ for merchant webhooks; Ctrl-C stops")
         try await app.runService()
+        let (verified, refused) = counts.withLock { ($0.verified, $0.refused) }
+        Self.print("stopped: \(verified) deliveries verified, \(refused) refused")
     }
 
     /// One delivery, readably: the type, the order and its status, the message id, the JSON.

@@ -9,6 +9,12 @@ public import Postgres
 /// `next_attempt_at` moves to the end of the lease, so if the instance dies mid-attempt another
 /// claims it then. Delivery is at least once; the message id (`webhook-id`) lets the merchant
 /// drop a repeat.
+///
+/// Claims and attempt outcomes commit without waiting for their WAL to reach the disk
+/// (`synchronous_commit = off`, for those transactions only): a database crash may forget the
+/// last fraction of a second of them, and a forgotten claim or outcome only means the message is
+/// sent again, which at-least-once allows; a message itself is written, durably, with its event.
+/// Waiting for the disk twice per attempt would bound one endpoint's deliveries by the disk.
 public struct MerchantWebhookStore: Sendable {
     let pool: ConnectionPool
     /// Told of each alert raised (an exhausted message, a disabled endpoint), once committed.
@@ -194,43 +200,52 @@ public struct MerchantWebhookStore: Sendable {
         -> [ClaimedMessage]
     {
         let busy = try Self.json(inFlight.map { ["endpoint_id": $0.key, "in_flight": String($0.value)] })
+        // Two round trips: BEGIN and the claim, then COMMIT.
         return try await self.pool.withConnection { connection in
-            try connection.query(
-                """
-                WITH busy AS (
-                    SELECT * FROM jsonb_to_recordset($1::jsonb) AS b(endpoint_id text, in_flight text)
-                ), due AS (
-                    SELECT d.id FROM webhook_endpoints AS e
-                    LEFT JOIN busy AS b ON b.endpoint_id = e.id
-                    CROSS JOIN LATERAL (
-                        SELECT m.id FROM webhook_messages AS m
-                        WHERE m.endpoint_id = e.id AND m.status = 'pending' AND m.next_attempt_at <= now()
-                        ORDER BY m.next_attempt_at
-                        LIMIT greatest(0, $2 - coalesce(b.in_flight::int, 0))
-                        FOR UPDATE SKIP LOCKED
-                    ) AS d
-                    WHERE e.enabled
-                    LIMIT $3
+            let claim = Batch(
+                Statement(
+                    """
+                    WITH busy AS (
+                        SELECT * FROM jsonb_to_recordset($1::jsonb) AS b(endpoint_id text, in_flight text)
+                    ), due AS (
+                        SELECT d.id FROM webhook_endpoints AS e
+                        LEFT JOIN busy AS b ON b.endpoint_id = e.id
+                        CROSS JOIN LATERAL (
+                            SELECT m.id FROM webhook_messages AS m
+                            WHERE m.endpoint_id = e.id AND m.status = 'pending' AND m.next_attempt_at <= now()
+                            ORDER BY m.next_attempt_at
+                            LIMIT greatest(0, $2 - coalesce(b.in_flight::int, 0))
+                            FOR UPDATE SKIP LOCKED
+                        ) AS d
+                        WHERE e.enabled
+                        LIMIT $3
+                    )
+                    UPDATE webhook_messages AS m
+                    SET next_attempt_at = now() + make_interval(secs => $4)
+                    FROM due, webhook_endpoints AS e
+                    WHERE m.id = due.id AND e.id = m.endpoint_id
+                    RETURNING m.id, m.endpoint_id, e.url, m.payload, m.attempts, e.secret,
+                        CASE WHEN e.previous_secret_expires_at > now() THEN e.previous_secret END
+                    """,
+                    [busy, perEndpoint, limit, lease.seconds]
                 )
-                UPDATE webhook_messages AS m
-                SET next_attempt_at = now() + make_interval(secs => $4)
-                FROM due, webhook_endpoints AS e
-                WHERE m.id = due.id AND e.id = m.endpoint_id
-                RETURNING m.id, m.endpoint_id, e.url, m.payload, m.attempts, e.secret,
-                    CASE WHEN e.previous_secret_expires_at > now() THEN e.previous_secret END
-                """,
-                [busy, perEndpoint, limit, lease.seconds]
-            ).map { row in
-                ClaimedMessage(
-                    id: try row.decode(String.self, at: 0),
-                    endpointID: try row.decode(String.self, at: 1),
-                    url: try row.decode(String.self, at: 2),
-                    payload: try row.decode(String.self, at: 3),
-                    previousAttempts: Int(try row.decode(Int64.self, at: 4)),
-                    secrets: [try row.decode(String.self, at: 5)]
-                        + [try row.decode(String?.self, at: 6)].compactMap { $0 }
-                )
+            ) { result in
+                try result.map { row in
+                    ClaimedMessage(
+                        id: try row.decode(String.self, at: 0),
+                        endpointID: try row.decode(String.self, at: 1),
+                        url: try row.decode(String.self, at: 2),
+                        payload: try row.decode(String.self, at: 3),
+                        previousAttempts: Int(try row.decode(Int64.self, at: 4)),
+                        secrets: [try row.decode(String.self, at: 5)]
+                            + [try row.decode(String?.self, at: 6)].compactMap { $0 }
+                    )
+                }
             }
+            return try connection.transaction(
+                isolation: .readCommitted,
+                opening: Batch<Void>([Statement("SET LOCAL synchronous_commit = off")]).and(claim)
+            ) { opened in .constant(opened.1) }
         }
     }
 
@@ -247,69 +262,82 @@ public struct MerchantWebhookStore: Sendable {
             case .retry: "pending"
             case .exhausted, .disableEndpoint: "failed"
             }
-        let alerts = try await self.pool.withTransaction(isolation: .readCommitted) { connection -> [Alert] in
-            try connection.execute(
-                """
-                INSERT INTO webhook_attempts (message_id, endpoint_id, duration_ms, succeeded, status_code, response_body, error)
-                VALUES ($1, $2, $3, $4, $5, $6, $7)
-                """,
-                [
-                    message.id, message.endpointID, Int(outcome.duration.seconds * 1_000), succeeded,
-                    outcome.statusCode, outcome.responseBody, outcome.error,
-                ]
-            )
-            try connection.execute(
-                """
-                UPDATE webhook_messages SET status = $2, attempts = attempts + 1,
-                    next_attempt_at = CASE WHEN $3::float8 IS NULL THEN next_attempt_at
-                                           ELSE now() + make_interval(secs => $3::float8) END,
-                    delivered_at = CASE WHEN $2 = 'delivered' THEN now() END
-                WHERE id = $1
-                """,
-                [message.id, status, retryAfter]
-            )
-            // Failing for `disableAfter`, and at least 12 hours, counted from the first failure
-            // since the last success (NULL until then).
-            let disabled = try connection.query(
-                """
-                WITH failing AS (
-                    SELECT NOT $2 AND coalesce(
-                        failing_since <= now() - make_interval(secs => $4)
-                        AND now() - failing_since >= interval '12 hours', false) AS too_long
-                    FROM webhook_endpoints WHERE id = $1
+        let alerts = try await self.pool.withConnection { connection in
+            // Two round trips: the writes and the endpoint's new health, then the alerts it calls
+            // for with COMMIT.
+            let writes = Batch<Void>([
+                Statement("SET LOCAL synchronous_commit = off"),
+                Statement(
+                    """
+                    INSERT INTO webhook_attempts (message_id, endpoint_id, duration_ms, succeeded, status_code, response_body, error)
+                    VALUES ($1, $2, $3, $4, $5, $6, $7)
+                    """,
+                    [
+                        message.id, message.endpointID, Int(outcome.duration.seconds * 1_000), succeeded,
+                        outcome.statusCode, outcome.responseBody, outcome.error,
+                    ]
+                ),
+                Statement(
+                    """
+                    UPDATE webhook_messages SET status = $2, attempts = attempts + 1,
+                        next_attempt_at = CASE WHEN $3::float8 IS NULL THEN next_attempt_at
+                                               ELSE now() + make_interval(secs => $3::float8) END,
+                        delivered_at = CASE WHEN $2 = 'delivered' THEN now() END
+                    WHERE id = $1
+                    """,
+                    [message.id, status, retryAfter]
+                ),
+            ])
+            // Failing for `disableAfter`, and at least 12 hours, counted from the first failure since
+            // the last success (NULL until then).
+            let health = Batch(
+                Statement(
+                    """
+                    WITH failing AS (
+                        SELECT NOT $2 AND coalesce(
+                            failing_since <= now() - make_interval(secs => $4)
+                            AND now() - failing_since >= interval '12 hours', false) AS too_long
+                        FROM webhook_endpoints WHERE id = $1
+                    )
+                    UPDATE webhook_endpoints SET
+                        last_success_at = CASE WHEN $2 THEN now() ELSE last_success_at END,
+                        last_failure_at = CASE WHEN $2 THEN last_failure_at ELSE now() END,
+                        failing_since = CASE WHEN $2 THEN NULL ELSE coalesce(failing_since, now()) END,
+                        enabled = NOT ($3 OR failing.too_long),
+                        disabled_reason = CASE
+                            WHEN $3 THEN 'the endpoint answered 410 Gone'
+                            WHEN failing.too_long THEN 'every delivery failed since ' || failing_since::text
+                            END
+                    FROM failing
+                    -- A success while healthy only moves last_success_at: once a second is enough for
+                    -- the health it feeds, and each update would hold the endpoint's row until commit,
+                    -- one attempt's outcome after another.
+                    WHERE id = $1 AND enabled
+                        AND NOT ($2 AND failing_since IS NULL AND last_success_at > now() - interval '1 second')
+                    RETURNING NOT enabled, disabled_reason
+                    """,
+                    [message.endpointID, succeeded, outcome.next == .disableEndpoint, disableAfter.seconds]
                 )
-                UPDATE webhook_endpoints SET
-                    last_success_at = CASE WHEN $2 THEN now() ELSE last_success_at END,
-                    last_failure_at = CASE WHEN $2 THEN last_failure_at ELSE now() END,
-                    failing_since = CASE WHEN $2 THEN NULL ELSE coalesce(failing_since, now()) END,
-                    enabled = NOT ($3 OR failing.too_long),
-                    disabled_reason = CASE
-                        WHEN $3 THEN 'the endpoint answered 410 Gone'
-                        WHEN failing.too_long THEN 'every delivery failed since ' || failing_since::text
-                        END
-                FROM failing
-                WHERE id = $1 AND enabled
-                RETURNING NOT enabled, disabled_reason
-                """,
-                [message.endpointID, succeeded, outcome.next == .disableEndpoint, disableAfter.seconds]
-            ).first
-            var alerts: [Alert] = []
-            if let disabled, try disabled.decode(Bool.self, at: 0) {
-                alerts.append(
-                    try connection.run(
+            ) { result in
+                try result.first.map {
+                    (disabled: try $0.decode(Bool.self, at: 0), reason: try $0.decode(String?.self, at: 1))
+                }
+            }
+            return try connection.transaction(isolation: .readCommitted, opening: writes.and(health)) { opened in
+                let health = opened.1
+                var alerts: [Batch<Alert>] = []
+                if let health, health.disabled {
+                    alerts.append(
                         OrderStore.alert(
                             kind: "webhook_endpoint_disabled",
                             provider: nil,
                             orderID: nil,
-                            message:
-                                "endpoint \(message.endpointID) disabled: \(try disabled.decode(String.self, at: 1))"
+                            message: "endpoint \(message.endpointID) disabled: \(health.reason ?? "")"
                         )
                     )
-                )
-            }
-            if outcome.next == .exhausted {
-                alerts.append(
-                    try connection.run(
+                }
+                if outcome.next == .exhausted {
+                    alerts.append(
                         OrderStore.alert(
                             kind: "webhook_message_exhausted",
                             provider: nil,
@@ -318,9 +346,9 @@ public struct MerchantWebhookStore: Sendable {
                                 "message \(message.id) to endpoint \(message.endpointID) failed \(message.previousAttempts + 1) attempts"
                         )
                     )
-                )
+                }
+                return alerts.reduce(Batch<[Alert]>.constant([])) { all, next in all.and(next).map { $0 + [$1] } }
             }
-            return alerts
         }
         for alert in alerts { self.onAlert?(alert) }
     }

@@ -53,6 +53,33 @@ final class ProviderLoad: Sendable {
 
     func stop() { self.stopped.store(true, ordering: .relaxed) }
 
+    /// A load at `rate` over `orders` through nginx, disturbed by `fault` two seconds in and
+    /// stopped two seconds after it; then every order is paid (retried through what the fault
+    /// left). Returns the load, for its counts.
+    static func disturbed(
+        _ deployment: Deployment,
+        orders: [CreatedOrder],
+        rate: Int,
+        by fault: @Sendable (Deployment) async throws -> Void
+    ) async throws -> ProviderLoad {
+        let client = deployment.viaNginx
+        let load = ProviderLoad()
+        async let flowing: Void = load.run(client, orders: orders, rate: rate)
+        do {
+            try await Task.sleep(for: .seconds(2))
+            try await fault(deployment)
+            try await Task.sleep(for: .seconds(2))
+        } catch {
+            load.stop()
+            await flowing
+            throw error
+        }
+        load.stop()
+        await flowing
+        try await client.sandboxToEvery(orders, "succeeded")
+        return load
+    }
+
     private func deliver(_ client: LoopbackHTTPClient, order: CreatedOrder, percent: Int) async {
         let eventID = "drill-\(UUID().uuidString)"
         for _ in 0..<200 {
@@ -133,17 +160,13 @@ struct DrillTests {
             let client = deployment.viaNginx
             var orders: [CreatedOrder] = []
             for _ in 0..<scale.streams { orders.append(try await client.createOrder()) }
-            let load = ProviderLoad()
             let plans = orders.map { FollowerPlan($0, via: [client]) }
+            let loads = Mutex<ProviderLoad?>(nil)
             let records = try await following(plans, within: .seconds(180)) { [orders] in
-                async let flowing: Void = load.run(client, orders: orders, rate: scale.rate)
-                try await Task.sleep(for: .seconds(2))
-                try await fault(deployment)
-                try await Task.sleep(for: .seconds(2))
-                load.stop()
-                await flowing
-                try await client.sandboxToEvery(orders, "succeeded")
+                let load = try await ProviderLoad.disturbed(deployment, orders: orders, rate: scale.rate, by: fault)
+                loads.withLock { $0 = load }
             }
+            let load = loads.withLock { $0 }!
             var report = DrillReport(name: name)
             report.crashes = (0..<2).filter { !deployment.instance($0).isRunning }.count
             report.streams = records.count

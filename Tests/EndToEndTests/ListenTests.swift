@@ -10,12 +10,28 @@ struct ListenTests {
     /// It answers a correctly signed delivery with the chosen status and prints it readably; it
     /// refuses one signed with another secret with 400.
     @Test func verifiesPrintsAndAnswers() async throws {
+        let text = try await Self.deliverOneGoodOneForged(options: ["--status", "503"])
+        #expect(text.contains("✓ order.succeeded ord_x (succeeded) msg_1, answered 503"), "\(text)")
+        #expect(text.contains("✗ refused /hooks: no v1 signature matches the secret"), "\(text)")
+        #expect(text.contains("stopped: 1 deliveries verified, 1 refused"), "\(text)")
+    }
+
+    /// `--quiet` (the benchmark's receiver) prints no delivery, only the counts when stopped.
+    @Test func quietPrintsOnlyTheCounts() async throws {
+        let text = try await Self.deliverOneGoodOneForged(options: ["--quiet", "--status", "503"])
+        #expect(!text.contains("✓") && !text.contains("✗"), "\(text)")
+        #expect(text.contains("stopped: 1 deliveries verified, 1 refused"), "\(text)")
+    }
+
+    /// Starts `paynotify listen` with `options`, sends it a delivery signed with its secret (which
+    /// must be answered 503) and one signed with another (400), stops it and returns its output.
+    private static func deliverOneGoodOneForged(options: [String]) async throws -> String {
         let secret = WebhookSecret.generate()
         let port = try TestEnvironment.freePort()
         let output = try TestEnvironment.workDirectory().appendingPathComponent("listen-\(UUID().uuidString).log").path
         let process = try ChildProcess.start(
             try TestEnvironment.binary(),
-            ["listen", "--secret", secret.text, "--port", "\(port)", "--status", "503"],
+            ["listen", "--secret", secret.text, "--port", "\(port)"] + options,
             environment: ["PATH": "/usr/bin:/bin"],
             outputPath: output,
             errorPath: output
@@ -48,8 +64,6 @@ struct ListenTests {
         #expect(try await deliver(signedWith: secret) == 503)
         #expect(try await deliver(signedWith: WebhookSecret.generate()) == 400)
         try await process.stop()
-        let text = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
-        #expect(text.contains("✓ order.succeeded ord_x (succeeded) msg_1, answered 503"), "\(text)")
-        #expect(text.contains("✗ refused /hooks: no v1 signature matches the secret"), "\(text)")
+        return (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
     }
 }

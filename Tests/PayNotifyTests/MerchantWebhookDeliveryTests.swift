@@ -11,108 +11,6 @@ import Postgres
 import TestSupport
 import Testing
 
-/// A merchant's backend on a loopback port: answers each path with the statuses it was given, in
-/// order (the last one repeats), and keeps every request.
-private actor Receiver {
-    struct Received: Sendable {
-        let path: String
-        let headers: [String: String]
-        let body: String
-        let status: Int
-    }
-
-    private var answers: [String: [Int]]
-    /// Paths whose requests are answered only once released (at the end of ``serve(_:)``).
-    let hangingPaths: Set<String>
-    private var released = false
-    private var hanging: [CheckedContinuation<Void, Never>] = []
-    private(set) var received: [Received] = []
-
-    init(answers: [String: [Int]], hangingPaths: Set<String> = []) {
-        self.answers = answers
-        self.hangingPaths = hangingPaths
-    }
-
-    func answer(path: String, headers: HTTPFields, body: String) -> Int {
-        var statuses = self.answers[path] ?? [200]
-        let status = statuses[0]
-        if statuses.count > 1 { statuses.removeFirst() }
-        self.answers[path] = statuses
-        let names = ["content-type", "user-agent", "webhook-id", "webhook-timestamp", "webhook-signature"]
-        let kept = Dictionary(
-            uniqueKeysWithValues: names.compactMap { name in
-                headers[HTTPField.Name(name)!].map { (name, $0) }
-            }
-        )
-        self.received.append(Received(path: path, headers: kept, body: body, status: status))
-        return status
-    }
-
-    private func untilReleased() async {
-        guard !self.released else { return }
-        await withCheckedContinuation { self.hanging.append($0) }
-    }
-
-    private func release() {
-        self.released = true
-        for waiter in self.hanging { waiter.resume() }
-        self.hanging = []
-    }
-
-    /// Serves on a loopback port while `body` runs.
-    func serve<T: Sendable>(_ body: @Sendable (Int) async throws -> T) async throws -> T {
-        let router = Router()
-        router.post("/{path}") { request, context in
-            let path = try context.parameters.require("path")
-            let text = String(buffer: try await request.body.collect(upTo: 1 << 20))
-            let status = await self.answer(path: path, headers: request.headers, body: text)
-            if self.hangingPaths.contains(path) { await self.untilReleased() }
-            return Response(status: .init(code: status))
-        }
-        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
-        return try await app.test(.live) { client in
-            do {
-                let value = try await body(client.port!)
-                await self.release()
-                return value
-            } catch {
-                await self.release()
-                throw error
-            }
-        }
-    }
-}
-
-extension LoopbackHTTPClient {
-    /// A merchant API call whose answer must be a 2xx JSON object.
-    fileprivate func merchantJSON(_ method: HTTPMethod, _ path: String, body: String? = nil) async throws
-        -> [String: Any]
-    {
-        var headers = [("Authorization", "Bearer \(TestSecrets.apiKey)")]
-        if body != nil { headers.append(("Content-Type", "application/json")) }
-        let response = try await self.send(method: method, path: path, headers: headers, body: Array((body ?? "").utf8))
-        guard (200..<300).contains(response.status),
-            let json = try JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any]
-        else { throw UnexpectedAnswer(description: "\(method) \(path): \(response.status) \(response.text)") }
-        return json
-    }
-
-    /// Registers a webhook endpoint and returns its id and secret.
-    fileprivate func createEndpoint(url: String) async throws -> (id: String, secret: String) {
-        let response = try await self.send(
-            method: .POST,
-            path: "/v1/webhook-endpoints",
-            headers: [("Authorization", "Bearer \(TestSecrets.apiKey)"), ("Content-Type", "application/json")],
-            body: Array(#"{"url":"\#(url)"}"#.utf8)
-        )
-        guard response.status == 201,
-            let json = try JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any],
-            let id = json["id"] as? String, let secret = json["secret"] as? String
-        else { throw UnexpectedAnswer(description: "endpoint create failed: \(response.status) \(response.text)") }
-        return (id, secret)
-    }
-}
-
 @Suite("Merchant webhook delivery to a local receiver")
 struct MerchantWebhookDeliveryTests {
     static let overrides = [
@@ -124,7 +22,7 @@ struct MerchantWebhookDeliveryTests {
     /// Each committed event reaches the backend, signed, with the same id on its retry; the
     /// signatures verify with our signer and with the reference Python library.
     @Test func deliveredSignedAndRetried() async throws {
-        let receiver = Receiver(answers: ["hook": [503, 200]])
+        let receiver = WebhookReceiver(answers: ["hook": [503, 200]])
         try await receiver.serve { port in
             try await withLiveApp(overrides: Self.overrides) { client, database in
                 let endpoint = try await client.createEndpoint(url: "http://127.0.0.1:\(port)/hook")
@@ -165,7 +63,7 @@ struct MerchantWebhookDeliveryTests {
                 #expect(try Self.referenceLibraryAccepts(received, secret: endpoint.secret))
                 // The same library refuses a body changed by one byte: the check can fail.
                 let tampered = received.map {
-                    Receiver.Received(path: $0.path, headers: $0.headers, body: $0.body + " ", status: $0.status)
+                    WebhookReceiver.Received(path: $0.path, headers: $0.headers, body: $0.body + " ", status: $0.status)
                 }
                 #expect(try !Self.referenceLibraryAccepts(tampered, secret: endpoint.secret))
 
@@ -186,7 +84,7 @@ struct MerchantWebhookDeliveryTests {
     /// `410 Gone` disables the endpoint at once; an endpoint that fails every attempt exhausts the
     /// message. Both raise alerts; the endpoint shows why.
     @Test func goneDisablesAndFailuresExhaust() async throws {
-        let receiver = Receiver(answers: ["gone": [410], "broken": [500, 500, 500, 200]])
+        let receiver = WebhookReceiver(answers: ["gone": [410], "broken": [500, 500, 500, 200]])
         try await receiver.serve { port in
             try await withLiveApp(overrides: Self.overrides) { client, database in
                 let gone = try await client.createEndpoint(url: "http://127.0.0.1:\(port)/gone")
@@ -265,7 +163,8 @@ struct MerchantWebhookDeliveryTests {
     }
 
     /// Runs the reference library (PyPI `standardwebhooks`, installed by `make test`) over the deliveries.
-    private static func referenceLibraryAccepts(_ deliveries: [Receiver.Received], secret: String) throws -> Bool {
+    private static func referenceLibraryAccepts(_ deliveries: [WebhookReceiver.Received], secret: String) throws -> Bool
+    {
         let python = try #require(
             ProcessInfo.processInfo.environment["PAYNOTIFY_TEST_PYTHON"],
             "make test sets PAYNOTIFY_TEST_PYTHON (scripts/python-env.sh)"
@@ -294,7 +193,7 @@ struct MerchantWebhookIsolationTests {
     /// messages meanwhile, and webhooks keep being acknowledged: the hanging one holds only its
     /// own slots.
     @Test func aHangingEndpointHoldsOnlyItsOwnSlots() async throws {
-        let receiver = Receiver(answers: ["healthy": [200]], hangingPaths: ["hanging"])
+        let receiver = WebhookReceiver(answers: ["healthy": [200]], hangingPaths: ["hanging"])
         try await receiver.serve { port in
             var overrides = MerchantWebhookDeliveryTests.overrides
             overrides["PAYNOTIFY_WEBHOOK_TIMEOUT_SECONDS"] = "60"
@@ -331,7 +230,7 @@ struct MerchantWebhookLeaseTests {
     /// end, and no attempt recorded) is left alone until the lease ends, then delivered once by a
     /// live instance: at least once, never zero, and not twice while the lease holds.
     @Test func aDeadInstancesMessageIsDeliveredAfterItsLease() async throws {
-        let receiver = Receiver(answers: ["hook": [200]])
+        let receiver = WebhookReceiver(answers: ["hook": [200]])
         try await receiver.serve { port in
             try await withLiveApp(overrides: MerchantWebhookDeliveryTests.overrides) { client, database in
                 _ = try await client.createEndpoint(url: "http://127.0.0.1:\(port)/hook")

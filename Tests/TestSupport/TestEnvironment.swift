@@ -47,9 +47,16 @@ public enum TestEnvironment {
     /// A TCP port on 127.0.0.1 that nothing listens on now (the kernel picks it; a small race with
     /// other processes remains, as with any such choice).
     public static func freePort() throws -> Int {
+        let (socket, port) = try self.loopbackSocket(listening: nil)
+        close(socket)
+        return port
+    }
+
+    /// A TCP socket bound to 127.0.0.1 on a port the kernel picks, listening with `backlog` when
+    /// given; the caller closes it.
+    public static func loopbackSocket(listening backlog: Int32?) throws -> (descriptor: Int32, port: Int) {
         let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard socket >= 0 else { throw TestSetupError("socket() failed: errno \(errno)") }
-        defer { close(socket) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
@@ -57,11 +64,15 @@ public enum TestEnvironment {
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         let bound = withUnsafeMutablePointer(to: &address) { pointer in
             pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { address in
-                bind(socket, address, length) == 0 && getsockname(socket, address, &length) == 0
+                bind(socket, address, length) == 0 && backlog.map { listen(socket, $0) == 0 } ?? true
+                    && getsockname(socket, address, &length) == 0
             }
         }
-        guard bound else { throw TestSetupError("bind() failed: errno \(errno)") }
-        return Int(UInt16(bigEndian: address.sin_port))
+        guard bound else {
+            close(socket)
+            throw TestSetupError("bind() or listen() failed: errno \(errno)")
+        }
+        return (socket, Int(UInt16(bigEndian: address.sin_port)))
     }
 
     /// A folder for clusters a test makes itself; `make test` stops and removes what is in it.

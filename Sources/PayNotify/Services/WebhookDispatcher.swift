@@ -81,7 +81,12 @@ struct WebhookDispatcher: Service {
                         }
                     }
                     guard claimed.count < room else { continue }  // maybe more due: at once
-                    await self.signals.wakeup.wait(timeout: await self.untilNextDue())
+                    // While attempts are in flight each one's end wakes the loop, so it need not
+                    // ask when the next retry falls due (a query each time): at most a second late.
+                    let attempting = inFlight.withLock { !$0.isEmpty }
+                    await self.signals.wakeup.wait(
+                        timeout: attempting ? min(self.settings.idleCheck, .seconds(1)) : await self.untilNextDue()
+                    )
                 }
             } onGracefulShutdown: {
                 stopping.withLock { $0 = true }
@@ -134,14 +139,30 @@ struct WebhookDispatcher: Service {
             error: response.error,
             duration: response.duration
         )
-        do {
-            try await self.store.record(outcome, of: message, disableAfter: self.settings.disableAfter)
-        } catch {
-            // The lease runs out and the message is sent again: at least once, never zero.
-            self.logger.warning(
-                "could not record a webhook attempt; the message will be sent again after its lease",
-                metadata: ["message": "\(message.id)", "error": "\(error)"]
-            )
+        await self.record(outcome, of: message, within: self.settings.lease - response.duration - .seconds(2))
+    }
+
+    /// Records an attempt, trying again (the database restarting, a connection it dropped) while
+    /// the message's lease holds, less a margin: a recording given up means the message goes out
+    /// again after its lease, a repeat the merchant has to absorb.
+    private func record(_ outcome: AttemptOutcome, of message: ClaimedMessage, within window: Duration) async {
+        let deadline = ContinuousClock.now + window
+        var pause = Duration.milliseconds(100)
+        while true {
+            do {
+                try await self.store.record(outcome, of: message, disableAfter: self.settings.disableAfter)
+                return
+            } catch {
+                guard ContinuousClock.now + pause < deadline, (try? await Task.sleep(for: pause)) != nil else {
+                    // The lease runs out and the message is sent again: at least once, never zero.
+                    self.logger.warning(
+                        "could not record a webhook attempt; the message will be sent again after its lease",
+                        metadata: ["message": "\(message.id)", "error": "\(error)"]
+                    )
+                    return
+                }
+                pause = min(pause * 2, .seconds(1))
+            }
         }
     }
 }
