@@ -15,6 +15,10 @@
         percentiles (nearest rank) from its per-transaction log (PREFIX.*); prints one line of
         figures.
 
+    record.py figures  --results FILE --run NAME --benchmark NAME NAME=VALUE...
+        A `{"benchmark": NAME, "run": NAME, ...}` line of figures run.sh measured itself (the
+        merchant webhook runs' SQL), each VALUE read as JSON when it parses as JSON.
+
     record.py settings FILE NAME=VALUE...
         Merges the settings into the JSON object in FILE (made if missing); each VALUE is read as
         JSON when it parses as JSON, else kept as a string.
@@ -207,6 +211,15 @@ def cmd_settings(args):
     return 0
 
 
+def cmd_figures(args):
+    record = {"benchmark": args.benchmark, "run": args.run}
+    for item in args.items:
+        name, value = parse_setting(item)
+        record[name] = value
+    append(args.results, record)
+    return 0
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description="Record one bench/run.sh run as a JSON line.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -237,6 +250,13 @@ def main(argv=None):
     p.add_argument("--log-prefix", required=True)
     p.add_argument("--pinned", action="store_true")
     p.set_defaults(func=cmd_pgbench)
+
+    p = sub.add_parser("figures", help="figures run.sh measured itself, as NAME=VALUE")
+    p.add_argument("--results", required=True)
+    p.add_argument("--run", required=True)
+    p.add_argument("--benchmark", required=True)
+    p.add_argument("items", nargs="*")
+    p.set_defaults(func=cmd_figures)
 
     p = sub.add_parser("settings", help="merge NAME=VALUE settings into a JSON file")
     p.add_argument("file")

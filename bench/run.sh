@@ -20,11 +20,13 @@
 #      -M prepared; the fan-out is followed by its floor (bench/fanout-floor.c: the same writes and
 #      reads with only the kernel); the server's CPU time (utime + stime, /proc/<pid>/stat) is read
 #      around each throughput run, for its CPU per accepted webhook;
-#   5. pinned (BENCH_PINNED): restarts the cluster under `taskset -c BENCH_PIN_DB_CPU` (the
+#   5. the merchant webhook runs (merchant_phase: intake with and without an endpoint, pgbench with
+#      the outbox insert, delivery latency at BENCH_RATE, a hanging endpoint, a backlog's drain);
+#   6. pinned (BENCH_PINNED): restarts the cluster under `taskset -c BENCH_PIN_DB_CPU` (the
 #      postmaster and every backend on that CPU, checked with `taskset -p`), and runs the throughput
 #      runs again with the server, the load generator and pgbench (both scripts) under
 #      `taskset -c BENCH_PIN_CLIENT_CPU`: the ratio then shows the database path alone;
-#   6. prints the pgbench figures and a summary table against bench/targets.json, PASS or MISS
+#   7. prints the pgbench figures and a summary table against bench/targets.json, PASS or MISS
 #      (the pinned rows and CPU per webhook are information, not targets).
 #
 # Everything lands in .build-bench/ (git-ignored by `.build-*`):
@@ -45,7 +47,8 @@
 # webhook-notify.sql runs), BENCH_PINNED (auto: the pinned runs when taskset and both CPUs are
 # there; 1: required; 0: none), BENCH_PIN_DB_CPU (0), BENCH_PIN_CLIENT_CPU (1), BENCH_BUDGET,
 # BENCH_BUILD_TIMEOUT, BENCH_SKIP_BUILD, BENCH_BIN_DIR (.build/release), BENCH_ONLY_PGBENCH,
-# BENCH_FAIL_ON_MISS. The values are in "Knobs" below.
+# BENCH_FAIL_ON_MISS, BENCH_MERCHANT (1, 0, or `only`: the merchant webhook runs and nothing else),
+# BENCH_BACKLOG. The values are in "Knobs" below.
 #
 # BENCH_ONLY_PGBENCH=1 runs only the cluster, the migrations (applied with psql), the seed and the
 # pgbench runs (pinned ones included): no Swift binary is needed. The run is bounded: every step has
@@ -76,9 +79,11 @@ BENCH_PGBENCH_NOTIFY=${BENCH_PGBENCH_NOTIFY:-1}    # 1: also webhook-notify.sql 
 BENCH_PINNED=${BENCH_PINNED:-auto}                 # auto | 1 | 0: the pinned throughput runs
 BENCH_PIN_DB_CPU=${BENCH_PIN_DB_CPU:-0}            # pinned: PostgreSQL's CPU
 BENCH_PIN_CLIENT_CPU=${BENCH_PIN_CLIENT_CPU:-1}    # pinned: the server's, the loadgen's and pgbench's
-# Seconds for everything after the build; by default 420 + 22 x BENCH_SECONDS: 18 timed runs (22
-# leaves some slack) and the set-up of the stream runs (their orders), the servers' and the clusters'
-# starts.
+BENCH_MERCHANT=${BENCH_MERCHANT:-1}                # 1: the merchant webhook runs; 0: none; only: nothing else
+BENCH_BACKLOG=${BENCH_BACKLOG:-100000}             # messages in the merchant backlog drain run
+# Seconds for everything after the build; by default 900 + 30 x BENCH_SECONDS: 25 timed runs (30
+# leaves some slack), the set-up of the stream runs (their orders), the servers' and the clusters'
+# starts, and the merchant runs' drains (the backlog's above all).
 BENCH_BUDGET=${BENCH_BUDGET:-}
 BENCH_BUILD_TIMEOUT=${BENCH_BUILD_TIMEOUT:-1800}   # seconds for the whole build (both products)
 BENCH_SKIP_BUILD=${BENCH_SKIP_BUILD:-0}
@@ -108,16 +113,19 @@ warn() { printf 'bench: %s\n' "$*" >&2; }
 
 for knob in BENCH_SECONDS BENCH_RATE BENCH_CONCURRENCY BENCH_CONCURRENCY_LOW BENCH_STREAMS BENCH_DELIVER_STREAMS \
     BENCH_FANOUT BENCH_RECONNECT BENCH_RECONNECT_RATE BENCH_POOL BENCH_PGBENCH_ORDERS BENCH_PGBENCH_THREADS \
-    BENCH_BUILD_TIMEOUT BENCH_PIN_DB_CPU BENCH_PIN_CLIENT_CPU BENCH_BUDGET; do
-    [ "$knob" = BENCH_BUDGET ] && [ -z "$BENCH_BUDGET" ] && BENCH_BUDGET=$((420 + 22 * BENCH_SECONDS))
+    BENCH_BUILD_TIMEOUT BENCH_PIN_DB_CPU BENCH_PIN_CLIENT_CPU BENCH_BACKLOG BENCH_BUDGET; do
+    [ "$knob" = BENCH_BUDGET ] && [ -z "$BENCH_BUDGET" ] && BENCH_BUDGET=$((900 + 30 * BENCH_SECONDS))
     [[ ${!knob} =~ ^[0-9]+$ ]] || { warn "$knob must be a whole number, not '${!knob}'"; exit 1; }
 done
 case $BENCH_PINNED in auto | 0 | 1) ;; *) warn "BENCH_PINNED must be auto, 1 or 0, not '$BENCH_PINNED'"; exit 1 ;; esac
+case $BENCH_MERCHANT in 0 | 1 | only) ;; *) warn "BENCH_MERCHANT must be 1, 0 or only, not '$BENCH_MERCHANT'"; exit 1 ;; esac
 
 # ---- Processes this script started, and their cleanup -----------------------------------------------
 CHILD=""          # the bounded step running now (a `timeout` process)
 SERVER_PID=""
 SERVER_URL=""
+RECEIVER_PID=""   # the merchant runs' receiver (`paynotify listen`)
+HANG_PID=""       # and their hanging endpoint (bench/merchant.py hang)
 CLUSTER_STARTED=0
 FAILED=()         # runs that produced no figures
 PIN=()            # in the pinned phase: `taskset -c BENCH_PIN_CLIENT_CPU`, before the server and clients
@@ -149,6 +157,15 @@ stop_server() {
     SERVER_PID=""
 }
 
+# stop_pid VAR: SIGTERM to the process whose pid VAR holds (ours, started in the background), reaped.
+stop_pid() {
+    local pid=${!1}
+    [ -n "$pid" ] || return 0
+    alive "$pid" && kill -TERM "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null || true
+    printf -v "$1" '%s' ""
+}
+
 # shellcheck disable=SC2317  # invoked by the EXIT trap, which shellcheck does not follow
 cleanup() {
     local status=$?
@@ -160,6 +177,8 @@ cleanup() {
         CHILD=""
     fi
     stop_server
+    stop_pid RECEIVER_PID
+    stop_pid HANG_PID
     if [ "$CLUSTER_STARTED" = 1 ]; then
         scripts/pg-cluster.sh stop "$PG_DIR" || warn "could not stop the cluster in $PG_DIR"
         say "stopped the PostgreSQL cluster in ${PG_DIR#"$ROOT"/}"
@@ -242,6 +261,9 @@ SERVER_ENV=(
     PAYNOTIFY_MAX_STREAMS_PER_ORDER=16
     PAYNOTIFY_DB_POOL_SIZE="$BENCH_POOL"
     PAYNOTIFY_LOG_LEVEL=warning
+    # The merchant runs' receivers are on loopback.
+    PAYNOTIFY_ALLOW_HTTP_WEBHOOKS=true
+    PAYNOTIFY_WEBHOOK_ALLOWED_CIDRS=127.0.0.0/8
 )
 
 # start_server: `paynotify serve` on a free loopback port (under PIN in the pinned phase); waits for
@@ -461,6 +483,144 @@ pinned_phase() {
     PINNED_FLAG=()
 }
 
+# ---- Merchant webhooks ----------------------------------------------------------------------------
+# sql QUERY: one psql query on the bench database, unaligned output.
+sql() { timeout 120 "$PSQL" -X -Atq -v ON_ERROR_STOP=1 -c "$1" "$DB_URL"; }
+
+pending() { sql "SELECT count(*) FROM webhook_messages WHERE status = 'pending'"; }
+
+# wait_drained LIMIT: waits (polling every 0.2 s) until no message is pending, at most LIMIT seconds
+# and never past the deadline; prints the seconds it took, or nothing when it did not drain.
+wait_drained() {
+    local start=${EPOCHREALTIME/./} now left
+    while :; do
+        left=$(pending) || left=""
+        now=${EPOCHREALTIME/./}
+        if [ "$left" = 0 ]; then
+            printf '%d.%02d\n' $(((now - start) / 1000000)) $(((now - start) % 1000000 / 10000))
+            return 0
+        fi
+        if [ $(((now - start) / 1000000)) -ge "$1" ] || [ $((DEADLINE - SECONDS)) -le 0 ]; then
+            warn "merchant: ${left:-?} messages still pending after ${1}s"
+            return 0
+        fi
+        sleep 0.2
+    done
+}
+
+# figures RUN NAME=VALUE…: a line of figures measured here (not by the load generator).
+figures() {
+    local run=$1
+    shift
+    python3 bench/record.py figures --results "$RESULTS" --run "$run" --benchmark merchant "$@"
+}
+
+# backlog_sampler FILE: the pending count every second into FILE, until killed.
+backlog_sampler() {
+    while :; do
+        pending >>"$1" || true
+        sleep 1
+    done
+}
+
+# delivered_latency RUN SINCE: the messages made since SINCE (unix seconds): how many, how many
+# delivered, and event committed -> delivery recorded in ms (the event's created_at is its
+# transaction's start; delivered_at is set when the receiver's 2xx is recorded: both make the figure
+# larger than commit -> received, never smaller).
+delivered_latency() {
+    sql "SELECT json_build_object('messages', count(*), 'delivered', count(*) FILTER (WHERE status = 'delivered'),
+        'p50_ms', round((percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM delivered_at - created_at)) * 1000)::numeric, 2),
+        'p99_ms', round((percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM delivered_at - created_at)) * 1000)::numeric, 2),
+        'p999_ms', round((percentile_cont(0.999) WITHIN GROUP (ORDER BY extract(epoch FROM delivered_at - created_at)) * 1000)::numeric, 2),
+        'max_ms', round((max(extract(epoch FROM delivered_at - created_at)) * 1000)::numeric, 2))
+        FROM webhook_messages WHERE created_at >= to_timestamp($2)"
+}
+
+# merchant_phase: the merchant webhook runs on a fresh server, against `paynotify listen --quiet` on
+# loopback (it verifies every signature, as a careful merchant's backend would, and prints only its
+# counts):
+#   merchant_baseline_cC / merchant_throughput_cC   intake without, then with, one endpoint for
+#                                                    every event type, back to back
+#   pgbench_merchant_cC_pipeline_prepared            the ceiling with the outbox insert (the
+#                                                    endpoint enabled, the server stopped so that
+#                                                    nothing delivers meanwhile)
+#   merchant_deliver_rR                              BENCH_RATE webhooks/s to streams, each event a
+#                                                    message: committed -> delivered, backlog sampled
+#   hanging_throughput_cC / hanging_deliver_rR       the same two with a second endpoint that hangs
+#   merchant_backlog                                 BENCH_BACKLOG messages made with the server
+#                                                    stopped, drained by a fresh one
+merchant_phase() {
+    local c=$BENCH_CONCURRENCY port endpoint secret hang_port hang_id since drained latency
+    say "merchant webhooks: intake, delivery latency, a hanging endpoint, a backlog"
+    restart_server || { FAILED+=(merchant); return 0; }
+    port=$(python3 bench/netutil.py free-port)
+    read -r endpoint secret < <(python3 bench/merchant.py endpoint "$SERVER_URL" "$API_KEY" "http://127.0.0.1:$port/hook") \
+        || { warn "merchant: could not register the endpoint"; FAILED+=(merchant); return 0; }
+    "$PAYNOTIFY" listen --quiet --status 200 --secret "$secret" --port "$port" </dev/null >"$OUT/receiver.log" 2>&1 &
+    RECEIVER_PID=$!
+    for _ in $(seq 1 100); do [ "$(http_status "http://127.0.0.1:$port/")" != 0 ] && break; sleep 0.1; done
+    say "merchant: endpoint $endpoint -> paynotify listen (pid $RECEIVER_PID) on 127.0.0.1:$port"
+
+    sql "UPDATE webhook_endpoints SET enabled = false WHERE id = '$endpoint'" >/dev/null
+    loadgen "merchant_baseline_c$c" $((BENCH_SECONDS + 90)) throughput --concurrency "$c" --seconds "$BENCH_SECONDS"
+    # Enabled through the API, which tells the dispatcher at once.
+    python3 -c "import sys, json, urllib.request as u; r = u.Request(sys.argv[1] + '/v1/webhook-endpoints/' + sys.argv[2],
+        data=json.dumps({'enabled': True}).encode(), method='PATCH', headers={'Authorization': 'Bearer ' + sys.argv[3],
+        'Content-Type': 'application/json'}); u.urlopen(r, timeout=10).read()" "$SERVER_URL" "$endpoint" "$API_KEY"
+    since=$(date +%s.%N)
+    loadgen "merchant_throughput_c$c" $((BENCH_SECONDS + 90)) throughput --concurrency "$c" --seconds "$BENCH_SECONDS"
+    drained=$(wait_drained 300)
+    figures merchant_throughput_drain "messages=$(sql "SELECT count(*) FROM webhook_messages WHERE created_at >= to_timestamp($since)")" \
+        "drain_after_run_s=${drained:-null}"
+
+    stop_server
+    pgbench_run "pgbench_merchant_c${c}_pipeline_prepared" webhook-pipeline.sql prepared "$c"
+    # pgbench's messages are nobody's: removed before the server could send them.
+    say "merchant: removed $(sql "WITH gone AS (DELETE FROM webhook_messages WHERE status = 'pending' RETURNING 1)
+        SELECT count(*) FROM gone") messages pgbench's transactions made"
+    start_server || { FAILED+=(merchant); return 0; }
+
+    since=$(date +%s.%N)
+    : >"$OUT/backlog_merchant_deliver.txt"
+    backlog_sampler "$OUT/backlog_merchant_deliver.txt" &
+    local sampler=$!
+    loadgen "merchant_deliver_r$BENCH_RATE" $((BENCH_SECONDS + 180)) \
+        deliver --streams "$BENCH_DELIVER_STREAMS" --rate "$BENCH_RATE" --seconds "$BENCH_SECONDS"
+    kill "$sampler" 2>/dev/null; wait "$sampler" 2>/dev/null || true
+    drained=$(wait_drained 120)
+    latency=$(delivered_latency merchant_deliver "$since")
+    figures "merchant_latency_r$BENCH_RATE" "latency=$latency" "drain_after_run_s=${drained:-null}" \
+        "backlog=[$(paste -sd, "$OUT/backlog_merchant_deliver.txt")]"
+
+    python3 bench/merchant.py hang "$OUT/hang.port" &
+    HANG_PID=$!
+    for _ in $(seq 1 50); do [ -s "$OUT/hang.port" ] && break; sleep 0.1; done
+    hang_port=$(cat "$OUT/hang.port")
+    read -r hang_id _ < <(python3 bench/merchant.py endpoint "$SERVER_URL" "$API_KEY" "http://127.0.0.1:$hang_port/hook")
+    say "merchant: a second endpoint $hang_id that hangs (pid $HANG_PID, 127.0.0.1:$hang_port)"
+    loadgen "hanging_throughput_c$c" $((BENCH_SECONDS + 90)) throughput --concurrency "$c" --seconds "$BENCH_SECONDS"
+    loadgen "hanging_deliver_r$BENCH_RATE" $((BENCH_SECONDS + 180)) \
+        deliver --streams "$BENCH_DELIVER_STREAMS" --rate "$BENCH_RATE" --seconds "$BENCH_SECONDS"
+    # Removed with SQL, not the API: under this load the API may answer 503 (the main pool busy),
+    # and the backlog run below must not make messages for it.
+    sql "DELETE FROM webhook_endpoints WHERE id = '$hang_id'" >/dev/null
+    stop_pid HANG_PID
+    wait_drained 120 >/dev/null
+
+    stop_server
+    sql "INSERT INTO order_events (order_id, event, data)
+        SELECT 'ord_bench_' || lpad((1 + n % $BENCH_PGBENCH_ORDERS)::text, 22, '0'), 'progress',
+            jsonb_build_object('progress', n % 100, 'stage', 'paying')
+        FROM generate_series(1, $BENCH_BACKLOG) AS n" >/dev/null
+    say "merchant: $(pending) messages pending; a fresh server drains them"
+    start_server || { FAILED+=(merchant); return 0; }
+    drained=$(wait_drained 600)
+    figures merchant_backlog "messages=$BENCH_BACKLOG" "drain_s=${drained:-null}"
+    stop_server
+    stop_pid RECEIVER_PID
+    say "merchant: the receiver $(tail -n 1 "$OUT/receiver.log")"
+}
+
 # ---- Preparation ----------------------------------------------------------------------------------
 PG_BIN=$(find /usr/lib/postgresql -mindepth 2 -maxdepth 2 -name bin -type d 2>/dev/null | sort -V | tail -n 1)
 PGBENCH=$PG_BIN/pgbench
@@ -553,7 +713,7 @@ python3 bench/record.py settings "$SETTINGS" seconds="$BENCH_SECONDS" rate="$BEN
     pgbench_threads="$BENCH_PGBENCH_THREADS" pgbench_modes='["prepared", "extended"]' \
     pgbench_notify="$([ "$BENCH_PGBENCH_NOTIFY" = 1 ] && echo true || echo false)" \
     database="$durability" postgresql="$pg_version" cpus="$(nproc)" clk_tck="$CLK_TCK" \
-    only_pgbench="$only_pgbench" budget_s="$BENCH_BUDGET" \
+    only_pgbench="$only_pgbench" budget_s="$BENCH_BUDGET" merchant="\"$BENCH_MERCHANT\"" backlog="$BENCH_BACKLOG" \
     pinned="{\"enabled\": $([ "$PINNED" = 1 ] && echo true || echo false), \"db_cpus\": \"$BENCH_PIN_DB_CPU\",
         \"client_cpus\": \"$BENCH_PIN_CLIENT_CPU\", \"verified\": false}"
 
@@ -574,6 +734,8 @@ if [ "$BENCH_ONLY_PGBENCH" = 1 ]; then
         pgbench_set "throughput_c$c" "$c"
     done
     pgbench_set "rate_r$BENCH_RATE" "$BENCH_POOL" "$BENCH_RATE"
+elif [ "$BENCH_MERCHANT" = only ]; then
+    say "BENCH_MERCHANT=only: the merchant webhook runs only"
 else
     # pgbench runs while the server is up and idle: its LISTEN connection receives the notify
     # variant's notifications, as it would in production.
@@ -596,7 +758,8 @@ else
     loadgen reconnect 180 reconnect --streams "$BENCH_RECONNECT" --rate "$BENCH_RECONNECT_RATE"
     stop_server
 fi
-if [ "$PINNED" = 1 ]; then pinned_phase; fi
+if [ "$BENCH_MERCHANT" != 0 ] && [ "$BENCH_ONLY_PGBENCH" != 1 ]; then merchant_phase; fi
+if [ "$PINNED" = 1 ] && [ "$BENCH_MERCHANT" != only ]; then pinned_phase; fi
 
 # ---- Summary --------------------------------------------------------------------------------------
 summary_status=0

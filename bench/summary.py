@@ -15,6 +15,11 @@ webhook.sql in -M prepared and -M extended shown beside it. Rows of the pinned r
 generator and pgbench on another) and the server's CPU time per webhook are information, not
 targets.
 
+The merchant webhook rows (bench/run.sh's merchant_phase; BENCH_MERCHANT=0 leaves them out, `only`
+leaves out everything else) judge intake with one endpoint against the same benchmark just before
+without it and against pgbench with the outbox insert, delivery latency and backlog at BENCH_RATE,
+a hanging endpoint's effect on intake and streams, and a backlog's drain rate.
+
 Exit status: 0, or 2 when a target row is a MISS (a missing figure is a MISS too); 1 when the
 summary cannot be made. Python 3 standard library only.
 """
@@ -127,6 +132,71 @@ class Summary:
                      "-", "(info)", "info", f"{prefix}server_cpu_us_per_webhook_c{c}")
 
     def build(self):
+        merchant = str(self.settings.get("merchant", "1"))
+        if merchant != "only":
+            self.service_rows()
+        if merchant != "0":
+            self.merchant_rows()
+        return self.rows
+
+    def merchant_rows(self):
+        t = self.t
+        c, rate = self.settings.get("concurrency", [None])[0], self.settings.get("rate")
+        base = get(self.ok(f"merchant_baseline_c{c}"), "accepted_per_s")
+        svc = get(self.ok(f"merchant_throughput_c{c}"), "accepted_per_s")
+        ratio = ratio_of(svc, base)
+        self.add("merchant", f"intake, one endpoint c={c} (/s)", svc, base, ratio, num(svc, "/s"),
+                 f"{num(base, '/s')} without endpoints", f">= {t['merchant_intake_ratio_min']} x without",
+                 verdict(None if ratio is None else ratio >= t["merchant_intake_ratio_min"]), "merchant_intake")
+        p = get(self.pg(f"merchant_c{c}"), "tps")
+        ratio = ratio_of(svc, p)
+        self.add("merchant", f"intake, one endpoint c={c} vs pgbench", svc, p, ratio, num(svc, "/s"),
+                 f"{num(p, '/s')} with the outbox", f">= {t['merchant_pgbench_ratio_min']} x pgbench",
+                 verdict(None if ratio is None else ratio >= t["merchant_pgbench_ratio_min"]), "merchant_pgbench")
+        drain = self.ok("merchant_throughput_drain")
+        self.add("merchant", "messages of that run, drained after", get(drain, "drain_after_run_s"), None, None,
+                 f"{num(get(drain, 'messages'), digits=0)}, {num(get(drain, 'drain_after_run_s'), ' s', 1)}", "-",
+                 "(info)", "info", "merchant_throughput_drain")
+
+        latency = self.ok(f"merchant_latency_r{rate}")
+        lat = get(latency, "latency") or {}
+        messages, delivered, p99 = lat.get("messages"), lat.get("delivered"), lat.get("p99_ms")
+        self.add("merchant", f"committed -> delivered p99 at {rate}/s", p99, None, None,
+                 f"{num(p99, ' ms', 2)} ({num(delivered, digits=0)}/{num(messages, digits=0)})",
+                 f"p50 {num(lat.get('p50_ms'), digits=2)}, max {num(lat.get('max_ms'), digits=1)}",
+                 f"all delivered, <= {t['merchant_p99_ms_max']} ms",
+                 verdict(None if None in (messages, delivered, p99) else
+                         messages > 0 and delivered == messages and p99 <= t["merchant_p99_ms_max"]),
+                 "merchant_p99")
+        backlog = get(latency, "backlog") or []
+        limit = None if rate is None else rate * t["merchant_backlog_max_seconds"]
+        peak = max(backlog) if backlog else None
+        self.add("merchant", "backlog during that run (max, last)", peak, None, None,
+                 "n/a" if peak is None else f"{peak:,} / {backlog[-1]:,} msgs", "-",
+                 f"<= {num(limit, digits=0)} msgs", verdict(None if peak is None or limit is None else peak <= limit),
+                 "merchant_backlog_flat")
+
+        hanging = get(self.ok(f"hanging_throughput_c{c}"), "accepted_per_s")
+        ratio = ratio_of(hanging, svc)
+        self.add("merchant", f"intake, + a hanging endpoint c={c}", hanging, svc, ratio, num(hanging, "/s"),
+                 f"{num(svc, '/s')} without it", f">= {t['hanging_throughput_ratio_min']} x without",
+                 verdict(None if ratio is None else ratio >= t["hanging_throughput_ratio_min"]), "hanging_intake")
+        hp = get(self.ok(f"hanging_deliver_r{rate}"), "latency_ms", "p99")
+        mp = get(self.ok(f"merchant_deliver_r{rate}"), "latency_ms", "p99")
+        self.add("merchant", f"streams p99 at {rate}/s, + hanging", hp, mp, ratio_of(hp, mp), num(hp, " ms", 2),
+                 f"{num(mp, ' ms', 2)} without it", f"<= without + {t['hanging_deliver_p99_slack_ms']} ms",
+                 verdict(None if hp is None or mp is None else hp <= mp + t["hanging_deliver_p99_slack_ms"]),
+                 "hanging_deliver_p99")
+
+        backlog_run = self.ok("merchant_backlog")
+        n, seconds = get(backlog_run, "messages"), get(backlog_run, "drain_s")
+        per_s = None if not n or not seconds else n / seconds
+        self.add("merchant", "backlog drain (messages/s)", per_s, None, None,
+                 "n/a" if per_s is None else f"{num(per_s, '/s', 0)} ({num(n, digits=0)} in {num(seconds, ' s', 1)})",
+                 "-", f">= {t['merchant_backlog_drain_per_s_min']:,}/s",
+                 verdict(None if per_s is None else per_s >= t["merchant_backlog_drain_per_s_min"]), "merchant_drain")
+
+    def service_rows(self):
         t = self.t
         s = self.settings
         self.throughput_rows("unpinned", "", judged=True)
@@ -188,7 +258,6 @@ class Summary:
 
         if get(s, "pinned", "enabled"):
             self.throughput_rows("pinned", "pinned_", judged=False)
-        return self.rows
 
 
 def print_pgbench(pg_rows, settings):
@@ -249,6 +318,8 @@ def main(argv=None):
         rows = Summary(runs, settings, targets).build()
         print_rows(rows, "summary (service against pgbench, webhook-pipeline.sql -M prepared, and the targets)",
                    "unpinned")
+        print_rows(rows, "merchant webhooks (one endpoint to paynotify listen on loopback; a second that hangs)",
+                   "merchant")
         print_rows(rows, "pinned (PostgreSQL alone on its CPU; the service, its load and pgbench on the other)",
                    "pinned")
 
