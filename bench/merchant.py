@@ -3,6 +3,8 @@
 
     merchant.py endpoint SERVER_URL API_KEY TARGET_URL   registers a webhook endpoint for every event
                                                          type; prints "ID SECRET"
+    merchant.py enable SERVER_URL API_KEY ID             enables an endpoint through the API (which
+                                                         tells the dispatcher at once)
     merchant.py hang PORT_FILE                           listens on a free loopback port, writes it to
                                                          PORT_FILE, and never accepts or answers: a
                                                          hanging endpoint (until killed)
@@ -39,6 +41,9 @@ def main(argv):
     if argv[:1] == ["endpoint"] and len(argv) == 4:
         endpoint = api(argv[1], argv[2], "POST", "/v1/webhook-endpoints", {"url": argv[3]})
         print(endpoint["id"], endpoint["secret"])
+        return 0
+    if argv[:1] == ["enable"] and len(argv) == 4:
+        api(argv[1], argv[2], "PATCH", f"/v1/webhook-endpoints/{argv[3]}", {"enabled": True})
         return 0
     if argv[:1] == ["hang"] and len(argv) == 2:
         hang(argv[1])

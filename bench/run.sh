@@ -523,7 +523,7 @@ backlog_sampler() {
     done
 }
 
-# delivered_latency RUN SINCE: the messages made since SINCE (unix seconds): how many, how many
+# delivered_latency SINCE: the messages made since SINCE (unix seconds): how many, how many
 # delivered, and event committed -> delivery recorded in ms (the event's created_at is its
 # transaction's start; delivered_at is set when the receiver's 2xx is recorded: both make the figure
 # larger than commit -> received, never smaller).
@@ -533,7 +533,7 @@ delivered_latency() {
         'p99_ms', round((percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM delivered_at - created_at)) * 1000)::numeric, 2),
         'p999_ms', round((percentile_cont(0.999) WITHIN GROUP (ORDER BY extract(epoch FROM delivered_at - created_at)) * 1000)::numeric, 2),
         'max_ms', round((max(extract(epoch FROM delivered_at - created_at)) * 1000)::numeric, 2))
-        FROM webhook_messages WHERE created_at >= to_timestamp($2)"
+        FROM webhook_messages WHERE created_at >= to_timestamp($1)"
 }
 
 # merchant_phase: the merchant webhook runs on a fresh server, against `paynotify listen --quiet` on
@@ -564,9 +564,7 @@ merchant_phase() {
     sql "UPDATE webhook_endpoints SET enabled = false WHERE id = '$endpoint'" >/dev/null
     loadgen "merchant_baseline_c$c" $((BENCH_SECONDS + 90)) throughput --concurrency "$c" --seconds "$BENCH_SECONDS"
     # Enabled through the API, which tells the dispatcher at once.
-    python3 -c "import sys, json, urllib.request as u; r = u.Request(sys.argv[1] + '/v1/webhook-endpoints/' + sys.argv[2],
-        data=json.dumps({'enabled': True}).encode(), method='PATCH', headers={'Authorization': 'Bearer ' + sys.argv[3],
-        'Content-Type': 'application/json'}); u.urlopen(r, timeout=10).read()" "$SERVER_URL" "$endpoint" "$API_KEY"
+    python3 bench/merchant.py enable "$SERVER_URL" "$API_KEY" "$endpoint"
     since=$(date +%s.%N)
     loadgen "merchant_throughput_c$c" $((BENCH_SECONDS + 90)) throughput --concurrency "$c" --seconds "$BENCH_SECONDS"
     drained=$(wait_drained 300)
@@ -588,7 +586,7 @@ merchant_phase() {
         deliver --streams "$BENCH_DELIVER_STREAMS" --rate "$BENCH_RATE" --seconds "$BENCH_SECONDS"
     kill "$sampler" 2>/dev/null; wait "$sampler" 2>/dev/null || true
     drained=$(wait_drained 120)
-    latency=$(delivered_latency merchant_deliver "$since")
+    latency=$(delivered_latency "$since")
     figures "merchant_latency_r$BENCH_RATE" "latency=$latency" "drain_after_run_s=${drained:-null}" \
         "backlog=[$(paste -sd, "$OUT/backlog_merchant_deliver.txt")]"
 
