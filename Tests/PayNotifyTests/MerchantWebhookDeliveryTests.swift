@@ -212,13 +212,19 @@ struct MerchantWebhookIsolationTests {
                 }
                 // The hanging endpoint has at most its per-endpoint limit (4) in flight.
                 #expect(await receiver.received.filter { $0.path == "hanging" }.count <= 4)
-                // Its backlog shows in the metrics: all ten undelivered, the healthy one's none.
+                // Its backlog shows in the metrics: all ten undelivered, the healthy one's none. The
+                // receiver has the healthy endpoint's last request before the service has recorded
+                // its answer, so the metrics are read once that is recorded.
+                let healthyBacklog = #"paynotify_merchant_webhook_backlog{endpoint="\#(healthy.id)"} 0"#
+                try await eventually(within: .seconds(10), "the healthy endpoint's last answer recorded") {
+                    try await client.send(method: .GET, path: "/metrics").text.contains(healthyBacklog)
+                }
                 let metrics = try await client.send(method: .GET, path: "/metrics").text
                 #expect(
                     metrics.contains(#"paynotify_merchant_webhook_backlog{endpoint="\#(hanging.id)"} 10"#),
                     "\(metrics)"
                 )
-                #expect(metrics.contains(#"paynotify_merchant_webhook_backlog{endpoint="\#(healthy.id)"} 0"#))
+                #expect(metrics.contains(healthyBacklog))
             }
         }
     }
