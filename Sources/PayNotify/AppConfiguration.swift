@@ -58,7 +58,7 @@ public import SSEGateway
 ///   - `PAYNOTIFY_WEBHOOK_RETRY_SCHEDULE`: when a message's attempts happen, the first (at once)
 ///     then after each failure, such as the default `0s,5s,5m,30m,2h,5h,10h,10h`.
 ///   - `PAYNOTIFY_WEBHOOK_TIMEOUT_SECONDS`: an attempt without a whole answer by then failed. Default `15`.
-///   - `PAYNOTIFY_WEBHOOK_ENDPOINT_CONCURRENCY`: attempts in flight to one endpoint, per instance. Default `4`.
+///   - `PAYNOTIFY_WEBHOOK_ENDPOINT_CONCURRENCY`: attempts in flight to one endpoint, per instance. Default `16`.
 ///   - `PAYNOTIFY_WEBHOOK_MAX_IN_FLIGHT`: attempts in flight per instance. Default `256`.
 ///   - `PAYNOTIFY_WEBHOOK_DISABLE_AFTER_SECONDS`: an endpoint that failed everything this long (and
 ///     at least 12 hours) is disabled. Default `432000` (5 days).
@@ -271,7 +271,7 @@ extension AppConfiguration {
             allowedAddresses: Self.ranges(reader, "PAYNOTIFY_WEBHOOK_ALLOWED_CIDRS"),
             schedule: schedule,
             timeout: reader.seconds("PAYNOTIFY_WEBHOOK_TIMEOUT_SECONDS", default: 15, in: 1...60),
-            perEndpoint: reader.integer("PAYNOTIFY_WEBHOOK_ENDPOINT_CONCURRENCY", default: 4, in: 1...100),
+            perEndpoint: reader.integer("PAYNOTIFY_WEBHOOK_ENDPOINT_CONCURRENCY", default: 16, in: 1...100),
             maximumInFlight: reader.integer("PAYNOTIFY_WEBHOOK_MAX_IN_FLIGHT", default: 256, in: 1...10_000),
             disableAfter: reader.seconds(
                 "PAYNOTIFY_WEBHOOK_DISABLE_AFTER_SECONDS",

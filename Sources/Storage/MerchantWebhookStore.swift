@@ -249,46 +249,76 @@ public struct MerchantWebhookStore: Sendable {
         }
     }
 
-    /// Records an attempt and what follows it, in one transaction: the message delivered, due
-    /// again, or failed for good; the endpoint's health; an alert when the message is exhausted
-    /// or the endpoint disabled (by `410 Gone`, or by failing everything for `disableAfter` with
-    /// at least 12 hours between its first and last failure).
-    public func record(_ outcome: AttemptOutcome, of message: ClaimedMessage, disableAfter: Duration) async throws {
-        let succeeded = outcome.next == .delivered
-        let retryAfter: Double? = if case .retry(let delay) = outcome.next { delay.seconds } else { nil }
-        let status =
-            switch outcome.next {
-            case .delivered: "delivered"
-            case .retry: "pending"
-            case .exhausted, .disableEndpoint: "failed"
+    /// Records attempts and what follows each, in one transaction: the message delivered, due
+    /// again, or failed for good; each endpoint's health; an alert for each message exhausted and
+    /// each endpoint disabled (by `410 Gone`, or by failing everything for `disableAfter` with at
+    /// least 12 hours between its first and last failure). `attempts` are in the order they ended:
+    /// an endpoint's health follows its last one.
+    public func record(_ attempts: [(AttemptOutcome, ClaimedMessage)], disableAfter: Duration) async throws {
+        guard !attempts.isEmpty else { return }
+        let rows = try Self.json(
+            attempts.enumerated().map { index, attempt in
+                let (outcome, message) = attempt
+                let retryAfter: Double? = if case .retry(let delay) = outcome.next { delay.seconds } else { nil }
+                let status =
+                    switch outcome.next {
+                    case .delivered: "delivered"
+                    case .retry: "pending"
+                    case .exhausted, .disableEndpoint: "failed"
+                    }
+                return AttemptRow(
+                    n: index,
+                    messageID: message.id,
+                    endpointID: message.endpointID,
+                    durationMilliseconds: Int(outcome.duration.seconds * 1_000),
+                    succeeded: outcome.next == .delivered,
+                    gone: outcome.next == .disableEndpoint,
+                    statusCode: outcome.statusCode,
+                    responseBody: outcome.responseBody,
+                    error: outcome.error,
+                    status: status,
+                    retryAfter: retryAfter
+                )
             }
+        )
+        let endpointIDs = try Self.json(Set(attempts.map(\.1.endpointID)).sorted())
         let alerts = try await self.pool.withConnection { connection in
-            // Two round trips: the writes and the endpoint's new health, then the alerts it calls
+            // Two round trips: the writes and the endpoints' new health, then the alerts they call
             // for with COMMIT.
             let writes = Batch<Void>([
                 Statement("SET LOCAL synchronous_commit = off"),
-                // The endpoint's row first, as deleting the endpoint takes it (then its messages'):
-                // taken after the message's, a delete meanwhile deadlocked (found by make bench).
-                Statement("SELECT 1 FROM webhook_endpoints WHERE id = $1 FOR KEY SHARE", [message.endpointID]),
+                // The endpoints' rows first, in id order, as deleting an endpoint takes its row
+                // (then its messages'): taken after a message's, a delete meanwhile deadlocked
+                // (found by make bench).
                 Statement(
                     """
-                    INSERT INTO webhook_attempts (message_id, endpoint_id, duration_ms, succeeded, status_code, response_body, error)
-                    VALUES ($1, $2, $3, $4, $5, $6, $7)
+                    SELECT 1 FROM webhook_endpoints WHERE id IN (SELECT jsonb_array_elements_text($1::jsonb))
+                    ORDER BY id FOR KEY SHARE
                     """,
-                    [
-                        message.id, message.endpointID, Int(outcome.duration.seconds * 1_000), succeeded,
-                        outcome.statusCode, outcome.responseBody, outcome.error,
-                    ]
+                    [endpointIDs]
                 ),
                 Statement(
                     """
-                    UPDATE webhook_messages SET status = $2, attempts = attempts + 1,
-                        next_attempt_at = CASE WHEN $3::float8 IS NULL THEN next_attempt_at
-                                               ELSE now() + make_interval(secs => $3::float8) END,
-                        delivered_at = CASE WHEN $2 = 'delivered' THEN now() END
-                    WHERE id = $1
+                    INSERT INTO webhook_attempts (message_id, endpoint_id, duration_ms, succeeded, status_code, response_body, error)
+                    SELECT a.message_id, a.endpoint_id, a.duration_ms, a.succeeded, a.status_code, a.response_body, a.error
+                    FROM jsonb_to_recordset($1::jsonb) AS a(message_id text, endpoint_id text,
+                        duration_ms integer, succeeded boolean, status_code integer, response_body text, error text, n bigint)
+                    -- A message whose endpoint was deleted meanwhile is gone: nothing to record.
+                    JOIN webhook_messages AS m ON m.id = a.message_id
+                    ORDER BY a.n
                     """,
-                    [message.id, status, retryAfter]
+                    [rows]
+                ),
+                Statement(
+                    """
+                    UPDATE webhook_messages AS m SET status = a.status, attempts = m.attempts + 1,
+                        next_attempt_at = CASE WHEN a.retry_after IS NULL THEN m.next_attempt_at
+                                               ELSE now() + make_interval(secs => a.retry_after) END,
+                        delivered_at = CASE WHEN a.status = 'delivered' THEN now() END
+                    FROM jsonb_to_recordset($1::jsonb) AS a(message_id text, status text, retry_after float8)
+                    WHERE m.id = a.message_id
+                    """,
+                    [rows]
                 ),
             ])
             // Failing for `disableAfter`, and at least 12 hours, counted from the first failure since
@@ -296,64 +326,93 @@ public struct MerchantWebhookStore: Sendable {
             let health = Batch(
                 Statement(
                     """
-                    WITH failing AS (
-                        SELECT NOT $2 AND coalesce(
-                            failing_since <= now() - make_interval(secs => $4)
-                            AND now() - failing_since >= interval '12 hours', false) AS too_long
-                        FROM webhook_endpoints WHERE id = $1
+                    WITH a AS (
+                        SELECT endpoint_id, bool_or(gone) AS gone, (array_agg(succeeded ORDER BY n DESC))[1] AS succeeded
+                        FROM jsonb_to_recordset($1::jsonb) AS a(endpoint_id text, succeeded boolean, gone boolean, n bigint)
+                        GROUP BY endpoint_id
+                    ), h AS (
+                        SELECT e.id, a.succeeded, a.gone, NOT a.succeeded AND coalesce(
+                            e.failing_since <= now() - make_interval(secs => $2)
+                            AND now() - e.failing_since >= interval '12 hours', false) AS too_long
+                        FROM webhook_endpoints AS e JOIN a ON a.endpoint_id = e.id
+                        -- A success while healthy only moves last_success_at: once a second is enough
+                        -- for the health it feeds, and each update would hold the endpoint's row until
+                        -- commit, one batch of outcomes after another.
+                        -- (An endpoint that never succeeded has no last_success_at: its first is written.)
+                        WHERE e.enabled AND NOT (a.succeeded AND NOT a.gone AND e.failing_since IS NULL
+                                                 AND coalesce(e.last_success_at > now() - interval '1 second', false))
                     )
-                    UPDATE webhook_endpoints SET
-                        last_success_at = CASE WHEN $2 THEN now() ELSE last_success_at END,
-                        last_failure_at = CASE WHEN $2 THEN last_failure_at ELSE now() END,
-                        failing_since = CASE WHEN $2 THEN NULL ELSE coalesce(failing_since, now()) END,
-                        enabled = NOT ($3 OR failing.too_long),
+                    UPDATE webhook_endpoints AS e SET
+                        last_success_at = CASE WHEN h.succeeded THEN now() ELSE e.last_success_at END,
+                        last_failure_at = CASE WHEN h.succeeded THEN e.last_failure_at ELSE now() END,
+                        failing_since = CASE WHEN h.succeeded THEN NULL ELSE coalesce(e.failing_since, now()) END,
+                        enabled = NOT (h.gone OR h.too_long),
                         disabled_reason = CASE
-                            WHEN $3 THEN 'the endpoint answered 410 Gone'
-                            WHEN failing.too_long THEN 'every delivery failed since ' || failing_since::text
+                            WHEN h.gone THEN 'the endpoint answered 410 Gone'
+                            WHEN h.too_long THEN 'every delivery failed since ' || e.failing_since::text
                             END
-                    FROM failing
-                    -- A success while healthy only moves last_success_at: once a second is enough for
-                    -- the health it feeds, and each update would hold the endpoint's row until commit,
-                    -- one attempt's outcome after another.
-                    WHERE id = $1 AND enabled
-                        AND NOT ($2 AND failing_since IS NULL AND last_success_at > now() - interval '1 second')
-                    RETURNING NOT enabled, disabled_reason
+                    FROM h WHERE e.id = h.id
+                    RETURNING e.id, e.disabled_reason
                     """,
-                    [message.endpointID, succeeded, outcome.next == .disableEndpoint, disableAfter.seconds]
+                    [rows, disableAfter.seconds]
                 )
             ) { result in
-                try result.first.map {
-                    (disabled: try $0.decode(Bool.self, at: 0), reason: try $0.decode(String?.self, at: 1))
+                try result.compactMap { row -> (id: String, reason: String)? in
+                    guard let reason = try row.decode(String?.self, at: 1) else { return nil }
+                    return (try row.decode(String.self, at: 0), reason)
                 }
             }
             return try connection.transaction(isolation: .readCommitted, opening: writes.and(health)) { opened in
-                let health = opened.1
-                var alerts: [Batch<Alert>] = []
-                if let health, health.disabled {
-                    alerts.append(
-                        OrderStore.alert(
-                            kind: "webhook_endpoint_disabled",
-                            provider: nil,
-                            orderID: nil,
-                            message: "endpoint \(message.endpointID) disabled: \(health.reason ?? "")"
-                        )
+                let disabled = opened.1.map { endpoint in
+                    OrderStore.alert(
+                        kind: "webhook_endpoint_disabled",
+                        provider: nil,
+                        orderID: nil,
+                        message: "endpoint \(endpoint.id) disabled: \(endpoint.reason)"
                     )
                 }
-                if outcome.next == .exhausted {
-                    alerts.append(
-                        OrderStore.alert(
-                            kind: "webhook_message_exhausted",
-                            provider: nil,
-                            orderID: nil,
-                            message:
-                                "message \(message.id) to endpoint \(message.endpointID) failed \(message.previousAttempts + 1) attempts"
-                        )
+                let exhausted = attempts.filter { $0.0.next == .exhausted }.map { _, message in
+                    OrderStore.alert(
+                        kind: "webhook_message_exhausted",
+                        provider: nil,
+                        orderID: nil,
+                        message:
+                            "message \(message.id) to endpoint \(message.endpointID) failed \(message.previousAttempts + 1) attempts"
                     )
                 }
-                return alerts.reduce(Batch<[Alert]>.constant([])) { all, next in all.and(next).map { $0 + [$1] } }
+                return (disabled + exhausted).reduce(Batch<[Alert]>.constant([])) { all, next in
+                    all.and(next).map { $0 + [$1] }
+                }
             }
         }
         for alert in alerts { self.onAlert?(alert) }
+    }
+
+    /// One attempt as the statements of ``record(_:disableAfter:)`` read it (`jsonb_to_recordset`).
+    private struct AttemptRow: Encodable {
+        /// The order the attempts ended in.
+        let n: Int
+        let messageID: String
+        let endpointID: String
+        let durationMilliseconds: Int
+        let succeeded: Bool
+        let gone: Bool
+        let statusCode: Int?
+        let responseBody: String?
+        let error: String?
+        let status: String
+        let retryAfter: Double?
+
+        enum CodingKeys: String, CodingKey {
+            case messageID = "message_id"
+            case endpointID = "endpoint_id"
+            case durationMilliseconds = "duration_ms"
+            case n, succeeded, gone
+            case statusCode = "status_code"
+            case responseBody = "response_body"
+            case error, status
+            case retryAfter = "retry_after"
+        }
     }
 
     /// Whether any endpoint takes deliveries: without one, the dispatcher need not look for messages.

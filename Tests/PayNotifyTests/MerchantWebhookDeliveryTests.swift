@@ -197,6 +197,8 @@ struct MerchantWebhookIsolationTests {
         try await receiver.serve { port in
             var overrides = MerchantWebhookDeliveryTests.overrides
             overrides["PAYNOTIFY_WEBHOOK_TIMEOUT_SECONDS"] = "60"
+            // Below the ten messages, so that the limit shows.
+            overrides["PAYNOTIFY_WEBHOOK_ENDPOINT_CONCURRENCY"] = "4"
             try await withLiveApp(overrides: overrides) { client, _ in
                 let hanging = try await client.createEndpoint(url: "http://127.0.0.1:\(port)/hanging")
                 let healthy = try await client.createEndpoint(url: "http://127.0.0.1:\(port)/healthy")
@@ -210,7 +212,7 @@ struct MerchantWebhookIsolationTests {
                 try await eventually(within: .seconds(30), "the healthy endpoint's ten messages") {
                     await receiver.received.filter { $0.path == "healthy" }.count >= 10
                 }
-                // The hanging endpoint has at most its per-endpoint limit (4) in flight.
+                // The hanging endpoint has at most its per-endpoint limit in flight.
                 #expect(await receiver.received.filter { $0.path == "hanging" }.count <= 4)
                 // Its backlog shows in the metrics: all ten undelivered, the healthy one's none. The
                 // receiver has the healthy endpoint's last request before the service has recorded

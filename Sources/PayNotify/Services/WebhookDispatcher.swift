@@ -7,7 +7,8 @@ import Synchronization
 
 /// Delivers the merchant webhook outbox: claims due messages (``MerchantWebhookStore/claimDue``,
 /// `SKIP LOCKED` with a lease, so every instance delivers and none twice at once), sends each
-/// (``WebhookSender``), and records the attempt and what follows it on the ``RetrySchedule``.
+/// (``WebhookSender``), and records the attempt and what follows it on the ``RetrySchedule``
+/// (``AttemptRecorder``, which writes many outcomes per transaction).
 ///
 /// It looks for messages when woken (this instance committed events, or a notification says
 /// another did, or an attempt finished) and otherwise when the next retry falls due, at least every
@@ -38,63 +39,77 @@ struct WebhookDispatcher: Service {
     func run() async throws {
         let inFlight = Shared<[String: Int]>([:])
         let stopping = Shared(false)
-        await withDiscardingTaskGroup { group in
-            await withGracefulShutdownHandler {
-                var endpointsCheckedAt: ContinuousClock.Instant?
-                var endpointsExist = true
-                while !Task.isCancelled, !stopping.withLock({ $0 }) {
-                    let now = ContinuousClock.now
-                    if self.signals.takeEndpointsChanged()
-                        || endpointsCheckedAt.map({ now - $0 >= self.settings.idleCheck }) ?? true
-                    {
-                        endpointsExist = (try? await self.store.hasEnabledEndpoints()) ?? true
-                        endpointsCheckedAt = now
-                    }
-                    guard endpointsExist else {
-                        await self.signals.wakeup.wait(timeout: self.settings.idleCheck)
-                        continue
-                    }
-                    let busy = inFlight.withLock { $0 }
-                    let room = self.settings.maximumInFlight - busy.values.reduce(0, +)
-                    var claimed: [ClaimedMessage] = []
-                    if room > 0 {
-                        do {
-                            claimed = try await self.store.claimDue(
-                                limit: room,
-                                perEndpoint: self.settings.perEndpoint,
-                                inFlight: busy,
-                                lease: self.settings.lease
-                            )
-                        } catch {
-                            self.logger.warning("could not claim webhook messages", metadata: ["error": "\(error)"])
+        let recorder = AttemptRecorder(
+            store: self.store,
+            disableAfter: self.settings.disableAfter,
+            logger: self.logger,
+            written: { [signals] in signals.wakeup.signal() }
+        )
+        await withDiscardingTaskGroup { recording in
+            recording.addTask { await recorder.run() }
+            await withDiscardingTaskGroup { group in
+                await withGracefulShutdownHandler {
+                    var endpointsCheckedAt: ContinuousClock.Instant?
+                    var endpointsExist = true
+                    while !Task.isCancelled, !stopping.withLock({ $0 }) {
+                        let now = ContinuousClock.now
+                        if self.signals.takeEndpointsChanged()
+                            || endpointsCheckedAt.map({ now - $0 >= self.settings.idleCheck }) ?? true
+                        {
+                            endpointsExist = (try? await self.store.hasEnabledEndpoints()) ?? true
+                            endpointsCheckedAt = now
                         }
-                    }
-                    for message in claimed {
-                        inFlight.withLock { $0[message.endpointID, default: 0] += 1 }
-                        group.addTask {
-                            await self.deliver(message)
-                            inFlight.withLock { counts in
-                                counts[message.endpointID, default: 1] -= 1
-                                if counts[message.endpointID] == 0 { counts[message.endpointID] = nil }
+                        guard endpointsExist else {
+                            await self.signals.wakeup.wait(timeout: self.settings.idleCheck)
+                            continue
+                        }
+                        let busy = inFlight.withLock { $0 }
+                        // Outcomes waiting to be written hold claims back, as attempts in flight do.
+                        let room = recorder.isFull ? 0 : self.settings.maximumInFlight - busy.values.reduce(0, +)
+                        var claimed: [ClaimedMessage] = []
+                        if room > 0 {
+                            do {
+                                claimed = try await self.store.claimDue(
+                                    limit: room,
+                                    perEndpoint: self.settings.perEndpoint,
+                                    inFlight: busy,
+                                    lease: self.settings.lease
+                                )
+                            } catch {
+                                self.logger.warning("could not claim webhook messages", metadata: ["error": "\(error)"])
                             }
-                            self.signals.wakeup.signal()
                         }
+                        for message in claimed {
+                            inFlight.withLock { $0[message.endpointID, default: 0] += 1 }
+                            group.addTask {
+                                await self.deliver(message, recordingWith: recorder)
+                                inFlight.withLock { counts in
+                                    counts[message.endpointID, default: 1] -= 1
+                                    if counts[message.endpointID] == 0 { counts[message.endpointID] = nil }
+                                }
+                                self.signals.wakeup.signal()
+                            }
+                        }
+                        // Maybe more due: at once. With no room (every slot taken, or outcomes waiting to
+                        // be written), an attempt's end or a write wakes the loop instead.
+                        if room > 0 && claimed.count == room { continue }
+                        // While attempts are in flight each one's end wakes the loop, so it need not
+                        // ask when the next retry falls due (a query each time): at most a second late.
+                        let attempting = inFlight.withLock { !$0.isEmpty }
+                        await self.signals.wakeup.wait(
+                            timeout: attempting ? min(self.settings.idleCheck, .seconds(1)) : await self.untilNextDue()
+                        )
                     }
-                    guard claimed.count < room else { continue }  // maybe more due: at once
-                    // While attempts are in flight each one's end wakes the loop, so it need not
-                    // ask when the next retry falls due (a query each time): at most a second late.
-                    let attempting = inFlight.withLock { !$0.isEmpty }
-                    await self.signals.wakeup.wait(
-                        timeout: attempting ? min(self.settings.idleCheck, .seconds(1)) : await self.untilNextDue()
-                    )
+                } onGracefulShutdown: {
+                    stopping.withLock { $0 = true }
+                    self.signals.wakeup.signal()
                 }
-            } onGracefulShutdown: {
-                stopping.withLock { $0 = true }
-                self.signals.wakeup.signal()
+                // Attempts still in flight are abandoned: their leases run out and they are sent
+                // again (by another instance, or this one when it is back).
+                group.cancelAll()
             }
-            // Attempts still in flight are abandoned: their leases run out and they are sent
-            // again (by another instance, or this one when it is back).
-            group.cancelAll()
+            // What ended before the cancellation is written; then the recorder returns.
+            recorder.close()
         }
         await self.sender.shutdown()
     }
@@ -108,7 +123,7 @@ struct WebhookDispatcher: Service {
         return min(.milliseconds(Int64(wait * 1_000) + 1), self.settings.idleCheck)
     }
 
-    private func deliver(_ message: ClaimedMessage) async {
+    private func deliver(_ message: ClaimedMessage, recordingWith recorder: AttemptRecorder) async {
         let response = await self.sender.send(
             url: message.url,
             id: message.id,
@@ -139,31 +154,8 @@ struct WebhookDispatcher: Service {
             error: response.error,
             duration: response.duration
         )
-        await self.record(outcome, of: message, within: self.settings.lease - response.duration - .seconds(2))
-    }
-
-    /// Records an attempt, trying again (the database restarting, a connection it dropped) while
-    /// the message's lease holds, less a margin: a recording given up means the message goes out
-    /// again after its lease, a repeat the merchant has to absorb.
-    private func record(_ outcome: AttemptOutcome, of message: ClaimedMessage, within window: Duration) async {
-        let deadline = ContinuousClock.now + window
-        var pause = Duration.milliseconds(100)
-        while true {
-            do {
-                try await self.store.record(outcome, of: message, disableAfter: self.settings.disableAfter)
-                return
-            } catch {
-                guard ContinuousClock.now + pause < deadline, (try? await Task.sleep(for: pause)) != nil else {
-                    // The lease runs out and the message is sent again: at least once, never zero.
-                    self.logger.warning(
-                        "could not record a webhook attempt; the message will be sent again after its lease",
-                        metadata: ["message": "\(message.id)", "error": "\(error)"]
-                    )
-                    return
-                }
-                pause = min(pause * 2, .seconds(1))
-            }
-        }
+        // While the lease holds, less a margin: given up, the message goes out again after it.
+        recorder.record(outcome, of: message, within: self.settings.lease - response.duration - .seconds(2))
     }
 }
 
