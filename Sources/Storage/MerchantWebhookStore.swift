@@ -6,8 +6,8 @@ public import Postgres
 /// (which the trigger of migration 0004 fills in the transaction that appends each event).
 ///
 /// Delivery claims messages with `FOR UPDATE SKIP LOCKED` and a lease: a claimed message's
-/// `next_attempt_at` moves to the end of the lease, so if the instance dies mid-attempt another
-/// claims it then. Delivery is at least once; the message id (`webhook-id`) lets the merchant
+/// `leased_until` is set to the end of the lease (a column in no index, migration 0006), so if
+/// the instance dies mid-attempt another claims it then; recording the attempt clears it. Delivery is at least once; the message id (`webhook-id`) lets the merchant
 /// drop a repeat.
 ///
 /// Claims and attempt outcomes commit without waiting for their WAL to reach the disk
@@ -213,6 +213,7 @@ public struct MerchantWebhookStore: Sendable {
                         CROSS JOIN LATERAL (
                             SELECT m.id FROM webhook_messages AS m
                             WHERE m.endpoint_id = e.id AND m.status = 'pending' AND m.next_attempt_at <= now()
+                                AND (m.leased_until IS NULL OR m.leased_until <= now())
                             ORDER BY m.next_attempt_at
                             LIMIT greatest(0, $2 - coalesce(b.in_flight::int, 0))
                             FOR UPDATE SKIP LOCKED
@@ -221,7 +222,7 @@ public struct MerchantWebhookStore: Sendable {
                         LIMIT $3
                     )
                     UPDATE webhook_messages AS m
-                    SET next_attempt_at = now() + make_interval(secs => $4)
+                    SET leased_until = now() + make_interval(secs => $4)
                     FROM due, webhook_endpoints AS e
                     WHERE m.id = due.id AND e.id = m.endpoint_id
                     RETURNING m.id, m.endpoint_id, e.url, m.payload, m.attempts, e.secret,
@@ -311,7 +312,7 @@ public struct MerchantWebhookStore: Sendable {
                 ),
                 Statement(
                     """
-                    UPDATE webhook_messages AS m SET status = a.status, attempts = m.attempts + 1,
+                    UPDATE webhook_messages AS m SET status = a.status, attempts = m.attempts + 1, leased_until = NULL,
                         next_attempt_at = CASE WHEN a.retry_after IS NULL THEN m.next_attempt_at
                                                ELSE now() + make_interval(secs => a.retry_after) END,
                         delivered_at = CASE WHEN a.status = 'delivered' THEN now() END
@@ -423,14 +424,16 @@ public struct MerchantWebhookStore: Sendable {
         }
     }
 
-    /// When the next pending message of an enabled endpoint falls due, if any.
+    /// When the next pending message of an enabled endpoint falls due, if any. Leased messages are
+    /// left out: the instance that claimed one records it, and a dead instance's lease is found by
+    /// the dispatcher's regular look.
     public func nextDue() async throws -> Date? {
         try await self.pool.withConnection { connection in
             try connection.query(
                 """
                 SELECT min(m.next_attempt_at) FROM webhook_messages AS m
                 JOIN webhook_endpoints AS e ON e.id = m.endpoint_id AND e.enabled
-                WHERE m.status = 'pending'
+                WHERE m.status = 'pending' AND (m.leased_until IS NULL OR m.leased_until <= now())
                 """
             ).first?.decode(Date?.self, at: 0)
         }

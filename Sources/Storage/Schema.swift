@@ -21,5 +21,6 @@ public enum Schema {
         ("0003_event_idempotency_keys.sql", PackageResources._003_event_idempotency_keys_sql),
         ("0004_merchant_webhooks.sql", PackageResources._004_merchant_webhooks_sql),
         ("0005_event_feed.sql", PackageResources._005_event_feed_sql),
+        ("0006_webhook_message_leases.sql", PackageResources._006_webhook_message_leases_sql),
     ]
 }

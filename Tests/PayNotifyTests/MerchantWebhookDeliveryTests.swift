@@ -234,8 +234,8 @@ struct MerchantWebhookIsolationTests {
 
 @Suite("A claimed message outlives the instance that claimed it")
 struct MerchantWebhookLeaseTests {
-    /// A message leased by an instance that then died (its `next_attempt_at` moved to the lease's
-    /// end, and no attempt recorded) is left alone until the lease ends, then delivered once by a
+    /// A message leased by an instance that then died (its `leased_until` set to the lease's end,
+    /// and no attempt recorded) is left alone until the lease ends, then delivered once by a
     /// live instance: at least once, never zero, and not twice while the lease holds.
     @Test func aDeadInstancesMessageIsDeliveredAfterItsLease() async throws {
         let receiver = WebhookReceiver(answers: ["hook": [200]])
@@ -251,7 +251,7 @@ struct MerchantWebhookLeaseTests {
                             [order.id]
                         ).first!.decode(Int64.self, at: 0)
                         let leased = try connection.execute(
-                            "UPDATE webhook_messages SET next_attempt_at = now() + interval '2 seconds' WHERE event_id = $1",
+                            "UPDATE webhook_messages SET leased_until = now() + interval '2 seconds' WHERE event_id = $1",
                             [event]
                         )
                         precondition(leased == 1)

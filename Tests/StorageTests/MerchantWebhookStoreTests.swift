@@ -109,4 +109,56 @@ struct MerchantWebhookStoreTests {
             }
         }
     }
+
+    /// A claimed message is claimed by nobody else until its lease ends (its instance died) or its
+    /// outcome is written; a retry is then due at its own time.
+    @Test func aLeaseHoldsUntilItEndsOrTheOutcomeIsWritten() async throws {
+        let database = try await TestDatabase.create(migrated: true)
+        let pool = ConnectionPool(
+            configuration: .init(connection: database.configuration, maximumConnections: 2),
+            logger: Logger(label: "test")
+        )
+        try await withRunning(pool) { pool in
+            let store = MerchantWebhookStore(pool: pool)
+            let endpoint = try await store.createEndpoint(
+                url: "https://merchant.example/hook",
+                events: ["*"],
+                description: nil,
+                secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+            )
+            try await database.withConnection { connection in
+                _ = try connection.execute(
+                    """
+                    INSERT INTO webhook_messages (id, endpoint_id, event_id, order_id, type, payload)
+                    VALUES ('msg_' || md5('lease'), $1, 1, 'ord_test', 'order.succeeded', '{}')
+                    """,
+                    [endpoint.id]
+                )
+            }
+            func claim() async throws -> [ClaimedMessage] {
+                try await store.claimDue(limit: 10, perEndpoint: 10, inFlight: [:], lease: .seconds(1))
+            }
+            let first = try await claim()
+            #expect(first.count == 1)
+            #expect(try await claim().isEmpty, "claimed again while leased")
+            try await Task.sleep(for: .milliseconds(1_200))
+            let again = try await claim()
+            #expect(again.map(\.id) == first.map(\.id), "a lease that ran out frees the message")
+            #expect(try await store.nextDue() == nil, "a leased message is nobody's next due")
+
+            let retry = AttemptOutcome(
+                next: .retry(after: .milliseconds(300)),
+                statusCode: 503,
+                responseBody: nil,
+                error: nil,
+                duration: .milliseconds(5)
+            )
+            try await store.record([(retry, try #require(again.first))], disableAfter: .seconds(86_400))
+            #expect(try await claim().isEmpty, "due again only after its retry delay")
+            let due = try #require(try await store.nextDue())
+            #expect(due.timeIntervalSinceNow > 0 && due.timeIntervalSinceNow < 1)
+            try await Task.sleep(for: .milliseconds(400))
+            #expect(try await claim().count == 1, "written, the outcome ends the lease")
+        }
+    }
 }
