@@ -34,7 +34,7 @@ public actor WebhookSender {
             timeout: Duration = .seconds(15),
             userAgent: String = "PayNotify/1.0",
             additionalTrustRoots: [String] = [],
-            connectionsPerHost: Int = 256
+            connectionsPerHost: Int
         ) {
             self.policy = policy
             self.allowHTTP = allowHTTP

@@ -245,7 +245,7 @@ public struct MerchantWebhookStore: Sendable {
             }
             return try connection.transaction(
                 isolation: .readCommitted,
-                opening: Batch<Void>([Statement("SET LOCAL synchronous_commit = off")]).and(claim)
+                opening: Batch<Void>([Self.commitWithoutWaitingForDisk]).and(claim)
             ) { opened in .constant(opened.1) }
         }
     }
@@ -287,7 +287,7 @@ public struct MerchantWebhookStore: Sendable {
             // Two round trips: the writes and the endpoints' new health, then the alerts they call
             // for with COMMIT.
             let writes = Batch<Void>([
-                Statement("SET LOCAL synchronous_commit = off"),
+                Self.commitWithoutWaitingForDisk,
                 // The endpoints' rows first, in id order, as deleting an endpoint takes its row
                 // (then its messages'): taken after a message's, a delete meanwhile deadlocked
                 // (found by make bench).
@@ -438,6 +438,9 @@ public struct MerchantWebhookStore: Sendable {
             ).first?.decode(Date?.self, at: 0)
         }
     }
+
+    /// The first statement of a claim's and an outcome's transaction: see the type's comment.
+    private static var commitWithoutWaitingForDisk: Statement { Statement("SET LOCAL synchronous_commit = off") }
 
     // MARK: Rows
 
