@@ -7,8 +7,8 @@ public import Postgres
 ///
 /// Delivery claims messages with `FOR UPDATE SKIP LOCKED` and a lease: a claimed message's
 /// `leased_until` is set to the end of the lease (a column in no index, migration 0006), so if
-/// the instance dies mid-attempt another claims it then; recording the attempt clears it. Delivery is at least once; the message id (`webhook-id`) lets the merchant
-/// drop a repeat.
+/// the instance dies mid-attempt another claims it then; recording the attempt clears it.
+/// Delivery is at least once; the message id (`webhook-id`) lets the merchant drop a repeat.
 ///
 /// Claims and attempt outcomes commit without waiting for their WAL to reach the disk
 /// (`synchronous_commit = off`, for those transactions only): a database crash may forget the
@@ -213,7 +213,7 @@ public struct MerchantWebhookStore: Sendable {
                         CROSS JOIN LATERAL (
                             SELECT m.id FROM webhook_messages AS m
                             WHERE m.endpoint_id = e.id AND m.status = 'pending' AND m.next_attempt_at <= now()
-                                AND (m.leased_until IS NULL OR m.leased_until <= now())
+                                AND \(Self.notLeased)
                             ORDER BY m.next_attempt_at
                             LIMIT greatest(0, $2 - coalesce(b.in_flight::int, 0))
                             FOR UPDATE SKIP LOCKED
@@ -310,18 +310,23 @@ public struct MerchantWebhookStore: Sendable {
                     """,
                     [rows]
                 ),
-                Statement(
-                    """
-                    UPDATE webhook_messages AS m SET status = a.status, attempts = m.attempts + 1, leased_until = NULL,
-                        next_attempt_at = CASE WHEN a.retry_after IS NULL THEN m.next_attempt_at
-                                               ELSE now() + make_interval(secs => a.retry_after) END,
-                        delivered_at = CASE WHEN a.status = 'delivered' THEN now() END
-                    FROM jsonb_to_recordset($1::jsonb) AS a(message_id text, status text, retry_after float8)
-                    WHERE m.id = a.message_id
-                    """,
-                    [rows]
-                ),
-            ])
+            ]).and(
+                // The messages still there: one whose endpoint was deleted meanwhile raises no alert.
+                Batch(
+                    Statement(
+                        """
+                        UPDATE webhook_messages AS m SET status = a.status, attempts = m.attempts + 1, leased_until = NULL,
+                            next_attempt_at = CASE WHEN a.retry_after IS NULL THEN m.next_attempt_at
+                                                   ELSE now() + make_interval(secs => a.retry_after) END,
+                            delivered_at = CASE WHEN a.status = 'delivered' THEN now() END
+                        FROM jsonb_to_recordset($1::jsonb) AS a(message_id text, status text, retry_after float8)
+                        WHERE m.id = a.message_id
+                        RETURNING m.id
+                        """,
+                        [rows]
+                    )
+                ) { result in Set(try result.map { try $0.decode(String.self, at: 0) }) }
+            ).map(\.1)
             // Failing for `disableAfter`, and at least 12 hours, counted from the first failure since
             // the last success (NULL until then).
             let health = Batch(
@@ -364,7 +369,8 @@ public struct MerchantWebhookStore: Sendable {
                 }
             }
             return try connection.transaction(isolation: .readCommitted, opening: writes.and(health)) { opened in
-                let disabled = opened.1.map { endpoint in
+                let (recorded, disabledEndpoints) = opened
+                let disabled = disabledEndpoints.map { endpoint in
                     OrderStore.alert(
                         kind: "webhook_endpoint_disabled",
                         provider: nil,
@@ -372,7 +378,9 @@ public struct MerchantWebhookStore: Sendable {
                         message: "endpoint \(endpoint.id) disabled: \(endpoint.reason)"
                     )
                 }
-                let exhausted = attempts.filter { $0.0.next == .exhausted }.map { _, message in
+                let exhausted = attempts.filter { $0.0.next == .exhausted && recorded.contains($0.1.id) }.map {
+                    _,
+                    message in
                     OrderStore.alert(
                         kind: "webhook_message_exhausted",
                         provider: nil,
@@ -433,11 +441,14 @@ public struct MerchantWebhookStore: Sendable {
                 """
                 SELECT min(m.next_attempt_at) FROM webhook_messages AS m
                 JOIN webhook_endpoints AS e ON e.id = m.endpoint_id AND e.enabled
-                WHERE m.status = 'pending' AND (m.leased_until IS NULL OR m.leased_until <= now())
+                WHERE m.status = 'pending' AND \(Self.notLeased)
                 """
             ).first?.decode(Date?.self, at: 0)
         }
     }
+
+    /// Message `m` is free to claim: not leased, or its lease ran out (its instance died).
+    private static let notLeased = "(m.leased_until IS NULL OR m.leased_until <= now())"
 
     /// The first statement of a claim's and an outcome's transaction: see the type's comment.
     private static var commitWithoutWaitingForDisk: Statement { Statement("SET LOCAL synchronous_commit = off") }
