@@ -27,9 +27,24 @@ run: export PAYNOTIFY_WECHATPAY_PLATFORM_KEYS ?= DEV_PLATFORM_SERIAL=$(DEV_KEYS)
 run: export PAYNOTIFY_WECHATPAY_APIV3_KEY ?= dev-apiv3-key-0123456789abcdefgh
 run: export PAYNOTIFY_ALIPAY_PUBLIC_KEY ?= $(DEV_KEYS)/alipay-public.pem
 run: export PAYNOTIFY_ALIPAY_APP_ID ?= 2021000000000000
+# Reconciliation against the local provider emulator (`paynotify emulate-providers`, which `make
+# run` starts beside the server on :8090): the APIs of WeChat Pay, Alipay and Stripe with their
+# real signing, our keys made by dev-keys. Asked 10 s after creation in development, so the
+# demo's "Pay, but lose the callback" ends soon; production's default starts at 1 minute.
+run: export PAYNOTIFY_WECHATPAY_MCHID ?= 1900000000
+run: export PAYNOTIFY_WECHATPAY_MERCHANT_SERIAL ?= DEV_MERCHANT_SERIAL
+run: export PAYNOTIFY_WECHATPAY_MERCHANT_KEY ?= $(DEV_KEYS)/wechatpay-merchant-private.pem
+run: export PAYNOTIFY_WECHATPAY_API_URL ?= http://127.0.0.1:8090
+run: export PAYNOTIFY_ALIPAY_APP_PRIVATE_KEY ?= $(DEV_KEYS)/alipay-app-private.pem
+run: export PAYNOTIFY_ALIPAY_GATEWAY_URL ?= http://127.0.0.1:8090/gateway.do
+run: export PAYNOTIFY_STRIPE_API_KEY ?= sk_test_dev_0123456789
+run: export PAYNOTIFY_STRIPE_API_URL ?= http://127.0.0.1:8090
+run: export PAYNOTIFY_RECONCILE_AFTER ?= 10s,30s,1m,5m,10m,30m
+run: export PAYNOTIFY_DEMO_EMULATOR_URL ?= http://127.0.0.1:8090
 
 ## run: install what is missing, start the embedded database unless DATABASE_URL is set, build in
-## release mode and serve (Ctrl-C stops cleanly; the database keeps running, `make db-stop` stops it).
+## release mode, start the provider emulator and serve (Ctrl-C stops both cleanly; the database
+## keeps running, `make db-stop` stops it).
 run: deps dev-keys
 	@if [ -z "$$DATABASE_URL" ]; then \
 	    DATABASE_URL=$$(scripts/pg-cluster.sh start $(PG_DIR) $(PG_PORT)) || exit 1; \
@@ -40,7 +55,11 @@ run: deps dev-keys
 	echo "paynotify: serving on http://$${PAYNOTIFY_HOST:-127.0.0.1}:$${PAYNOTIFY_PORT:-8080}  (/healthz, /readyz)" && \
 	echo "paynotify: merchant API key $$PAYNOTIFY_API_KEYS, sandbox webhook secret $$PAYNOTIFY_SANDBOX_SECRETS (development only)" && \
 	echo "paynotify: checkout demo on /, ops page on /ops (admin token $$PAYNOTIFY_ADMIN_TOKEN)" && \
-	exec .build/release/paynotify serve
+	echo "paynotify: provider emulator on http://127.0.0.1:8090 (WeChat Pay, Alipay, Stripe APIs; /control/…)" && \
+	{ .build/release/paynotify emulate-providers --port 8090 --keys $(DEV_KEYS) \
+	      --webhook-url http://$${PAYNOTIFY_HOST:-127.0.0.1}:$${PAYNOTIFY_PORT:-8080} & emulator=$$!; \
+	  trap 'kill $$emulator 2>/dev/null' EXIT; \
+	  .build/release/paynotify serve; }
 
 ## test: a throwaway database, the format check and every test.
 test:
@@ -70,10 +89,12 @@ lint:
 deps:
 	@scripts/install-deps.sh
 
-## dev-keys: RSA key pairs for the local WeChat Pay and Alipay configuration (made once).
+## dev-keys: RSA key pairs for the local WeChat Pay and Alipay configuration (made once): each
+## provider's own key (wechatpay-platform, alipay), which signs its callbacks and API answers, and
+## ours (wechatpay-merchant, alipay-app), which signs our API requests to it.
 dev-keys:
 	@mkdir -p $(DEV_KEYS)
-	@for name in wechatpay-platform alipay; do \
+	@for name in wechatpay-platform alipay wechatpay-merchant alipay-app; do \
 	    if [ ! -f $(DEV_KEYS)/$$name-private.pem ]; then \
 	        openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out $(DEV_KEYS)/$$name-private.pem 2>/dev/null && \
 	        openssl pkey -in $(DEV_KEYS)/$$name-private.pem -pubout -out $(DEV_KEYS)/$$name-public.pem && \

@@ -95,6 +95,39 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "ProviderAPIs",
+            dependencies: [
+                "PaymentProviders",
+                "Payments",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "ProviderEmulator",
+            dependencies: [
+                "PaymentProviders",
+                "Payments",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "Storage",
             dependencies: [
                 "EventLog",
@@ -142,6 +175,7 @@ let package = Package(
             dependencies: [
                 "EventLog",
                 "MerchantWebhooks",
+                "ProviderAPIs",
                 "NetworkAddresses",
                 "PaymentProviders",
                 "Payments",
@@ -170,6 +204,7 @@ let package = Package(
             name: "PayNotifyCommand",
             dependencies: [
                 "MerchantWebhooks",
+                "ProviderEmulator",
                 "PayNotify",
                 "PayNotifyClient",
                 "PaymentProviders",
@@ -217,6 +252,8 @@ let package = Package(
             dependencies: [
                 "PayNotifyClient",
                 "Postgres",
+                "ProviderEmulator",
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -254,6 +291,7 @@ let package = Package(
             name: "PaymentProvidersTests",
             dependencies: [
                 "PaymentProviders",
+                "TestSupport",
                 "Payments",
                 "Signatures",
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -261,6 +299,38 @@ let package = Package(
                 .product(name: "X509", package: "swift-certificates"),
             ],
             exclude: ["FuzzCorpus"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ProviderAPIsTests",
+            dependencies: [
+                "PaymentProviders",
+                "TestSupport",
+                "Payments",
+                "ProviderAPIs",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ProviderEmulatorTests",
+            dependencies: [
+                "PaymentProviders",
+                "TestSupport",
+                "Payments",
+                "ProviderEmulator",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -290,6 +360,7 @@ let package = Package(
             name: "EndToEndTests",
             dependencies: [
                 "MerchantWebhooks",
+                "ProviderEmulator",
                 "PayNotifyClient",
                 "Postgres",
                 "TestSupport",
@@ -312,6 +383,7 @@ let package = Package(
             name: "PayNotifyTests",
             dependencies: [
                 "LoadGenerator",
+                "ProviderEmulator",
                 "PaymentProviders",
                 "PayNotify",
                 "PayNotifyClient",

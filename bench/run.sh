@@ -22,6 +22,8 @@
 #      around each throughput run, for its CPU per accepted webhook;
 #   5. the merchant webhook runs (merchant_phase: intake with and without an endpoint, pgbench with
 #      the outbox insert, delivery latency at BENCH_RATE, a hanging endpoint, a backlog's drain);
+#   5b. the reconciliation run (reconcile_phase: orders whose callbacks are lost, found by asking the
+#      provider emulator, with the queries counted against the schedule and the rate limit);
 #   6. pinned (BENCH_PINNED): restarts the cluster under `taskset -c BENCH_PIN_DB_CPU` (the
 #      postmaster and every backend on that CPU, checked with `taskset -p`), and runs the throughput
 #      runs again with the server, the load generator and pgbench (both scripts) under
@@ -48,7 +50,8 @@
 # there; 1: required; 0: none), BENCH_PIN_DB_CPU (0), BENCH_PIN_CLIENT_CPU (1), BENCH_BUDGET,
 # BENCH_BUILD_TIMEOUT, BENCH_SKIP_BUILD, BENCH_BIN_DIR (.build/release), BENCH_ONLY_PGBENCH,
 # BENCH_FAIL_ON_MISS, BENCH_MERCHANT (1, 0, or `only`: the merchant webhook runs and nothing else),
-# BENCH_BACKLOG. The values are in "Knobs" below.
+# BENCH_BACKLOG, BENCH_RECONCILE (1, 0, or `only`), BENCH_RECONCILE_ORDERS (10000),
+# BENCH_RECONCILE_RATE (200). The values are in "Knobs" below.
 #
 # BENCH_ONLY_PGBENCH=1 runs only the cluster, the migrations (applied with psql), the seed and the
 # pgbench runs (pinned ones included): no Swift binary is needed. The run is bounded: every step has
@@ -80,8 +83,11 @@ BENCH_PINNED=${BENCH_PINNED:-auto}                 # auto | 1 | 0: the pinned th
 BENCH_PIN_DB_CPU=${BENCH_PIN_DB_CPU:-0}            # pinned: PostgreSQL's CPU
 BENCH_PIN_CLIENT_CPU=${BENCH_PIN_CLIENT_CPU:-1}    # pinned: the server's, the loadgen's and pgbench's
 BENCH_MERCHANT=${BENCH_MERCHANT:-1}                # 1: the merchant webhook runs; 0: none; only: nothing else
+BENCH_RECONCILE=${BENCH_RECONCILE:-1}             # 1: the reconciliation run; 0: none; only: nothing else
+BENCH_RECONCILE_ORDERS=${BENCH_RECONCILE_ORDERS:-10000} # orders whose callbacks are lost, in that run
+BENCH_RECONCILE_RATE=${BENCH_RECONCILE_RATE:-200}  # its WeChat Pay rate limit, queries a second
 BENCH_BACKLOG=${BENCH_BACKLOG:-100000}             # messages in the merchant backlog drain run
-# Seconds for everything after the build; by default 900 + 30 x BENCH_SECONDS: 25 timed runs (30
+# Seconds for everything after the build; by default 1200 + 30 x BENCH_SECONDS: 25 timed runs (30
 # leaves some slack), the set-up of the stream runs (their orders), the servers' and the clusters'
 # starts, and the merchant runs' drains (the backlog's above all).
 BENCH_BUDGET=${BENCH_BUDGET:-}
@@ -113,18 +119,21 @@ warn() { printf 'bench: %s\n' "$*" >&2; }
 
 for knob in BENCH_SECONDS BENCH_RATE BENCH_CONCURRENCY BENCH_CONCURRENCY_LOW BENCH_STREAMS BENCH_DELIVER_STREAMS \
     BENCH_FANOUT BENCH_RECONNECT BENCH_RECONNECT_RATE BENCH_POOL BENCH_PGBENCH_ORDERS BENCH_PGBENCH_THREADS \
-    BENCH_BUILD_TIMEOUT BENCH_PIN_DB_CPU BENCH_PIN_CLIENT_CPU BENCH_BACKLOG BENCH_BUDGET; do
-    [ "$knob" = BENCH_BUDGET ] && [ -z "$BENCH_BUDGET" ] && BENCH_BUDGET=$((900 + 30 * BENCH_SECONDS))
+    BENCH_BUILD_TIMEOUT BENCH_PIN_DB_CPU BENCH_PIN_CLIENT_CPU BENCH_BACKLOG BENCH_BUDGET BENCH_RECONCILE_ORDERS \
+    BENCH_RECONCILE_RATE; do
+    [ "$knob" = BENCH_BUDGET ] && [ -z "$BENCH_BUDGET" ] && BENCH_BUDGET=$((1200 + 30 * BENCH_SECONDS))
     [[ ${!knob} =~ ^[0-9]+$ ]] || { warn "$knob must be a whole number, not '${!knob}'"; exit 1; }
 done
 case $BENCH_PINNED in auto | 0 | 1) ;; *) warn "BENCH_PINNED must be auto, 1 or 0, not '$BENCH_PINNED'"; exit 1 ;; esac
 case $BENCH_MERCHANT in 0 | 1 | only) ;; *) warn "BENCH_MERCHANT must be 1, 0 or only, not '$BENCH_MERCHANT'"; exit 1 ;; esac
+case $BENCH_RECONCILE in 0 | 1 | only) ;; *) warn "BENCH_RECONCILE must be 1, 0 or only, not '$BENCH_RECONCILE'"; exit 1 ;; esac
 
 # ---- Processes this script started, and their cleanup -----------------------------------------------
 CHILD=""          # the bounded step running now (a `timeout` process)
 SERVER_PID=""
 SERVER_URL=""
 RECEIVER_PID=""   # the merchant runs' receiver (`paynotify listen`)
+EMULATOR_PID=""   # the reconciliation run's provider emulator (`paynotify emulate-providers`)
 HANG_PID=""       # and their hanging endpoint (bench/merchant.py hang)
 CLUSTER_STARTED=0
 FAILED=()         # runs that produced no figures
@@ -178,6 +187,7 @@ cleanup() {
     fi
     stop_server
     stop_pid RECEIVER_PID
+    stop_pid EMULATOR_PID
     stop_pid HANG_PID
     if [ "$CLUSTER_STARTED" = 1 ]; then
         scripts/pg-cluster.sh stop "$PG_DIR" || warn "could not stop the cluster in $PG_DIR"
@@ -536,6 +546,57 @@ delivered_latency() {
         FROM webhook_messages WHERE created_at >= to_timestamp($1)"
 }
 
+# reconcile_phase: BENCH_RECONCILE_ORDERS WeChat Pay orders, each paid at the provider emulator
+# (`paynotify emulate-providers`, real signing both ways) with its callback dropped, found by the
+# server asking (first step 5 s after creation, BENCH_RECONCILE_RATE queries a second);
+# bench/reconcile.py measures creation -> succeeded, counts the queries the emulator received per
+# order and in the busiest second, and says whether they stayed within the schedule and the limit.
+reconcile_phase() {
+    local keys=$OUT/keys port status="" line
+    say "reconciliation: $BENCH_RECONCILE_ORDERS orders whose callbacks are lost, at $BENCH_RECONCILE_RATE queries/s"
+    mkdir -p "$keys"
+    for name in wechatpay-platform alipay wechatpay-merchant alipay-app; do
+        [ -f "$keys/$name-private.pem" ] && continue
+        openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$keys/$name-private.pem" 2>/dev/null &&
+            openssl pkey -in "$keys/$name-private.pem" -pubout -out "$keys/$name-public.pem" ||
+            { warn "reconciliation: could not make the keys"; FAILED+=(reconcile); return 0; }
+    done
+    local provider_env=(
+        PAYNOTIFY_WECHATPAY_MCHID=1900000000 PAYNOTIFY_WECHATPAY_APIV3_KEY=bench-apiv3-key-0123456789abcdef
+        PAYNOTIFY_WECHATPAY_PLATFORM_KEYS="BENCH_PLATFORM=$keys/wechatpay-platform-public.pem"
+        PAYNOTIFY_ALIPAY_APP_ID=2021000000000000 PAYNOTIFY_STRIPE_API_KEY=sk_test_bench_0123456789
+        PAYNOTIFY_STRIPE_SECRETS=whsec_bench_stripe_secret
+    )
+    port=$(python3 bench/netutil.py free-port) || { FAILED+=(reconcile); return 0; }
+    # Its callbacks are all dropped here, so where they would go does not matter.
+    env "${provider_env[@]}" "$PAYNOTIFY" emulate-providers --port "$port" --keys "$keys" \
+        --webhook-url http://127.0.0.1:9 </dev/null >>"$OUT/emulator.log" 2>&1 &
+    EMULATOR_PID=$!
+    for _ in $(seq 1 100); do
+        status=$(http_status "http://127.0.0.1:$port/control/calls")
+        [ "$status" = 200 ] && break
+        sleep 0.1
+    done
+    [ "$status" = 200 ] || { warn "reconciliation: the emulator did not start"; FAILED+=(reconcile); stop_pid EMULATOR_PID; return 0; }
+    local saved=("${SERVER_ENV[@]}")
+    SERVER_ENV+=(
+        "${provider_env[@]}" PAYNOTIFY_WECHATPAY_MERCHANT_SERIAL=BENCH_MERCHANT
+        PAYNOTIFY_WECHATPAY_MERCHANT_KEY="$keys/wechatpay-merchant-private.pem"
+        PAYNOTIFY_WECHATPAY_API_URL="http://127.0.0.1:$port" PAYNOTIFY_WECHATPAY_RATE_LIMIT="$BENCH_RECONCILE_RATE"
+        PAYNOTIFY_ALIPAY_PUBLIC_KEY="$keys/alipay-public.pem" PAYNOTIFY_RECONCILE_AFTER=5s,1m,5m
+    )
+    restart_server || { SERVER_ENV=("${saved[@]}"); FAILED+=(reconcile); stop_pid EMULATOR_PID; return 0; }
+    line=$(bounded 900 python3 bench/reconcile.py run "$SERVER_URL" "$API_KEY" "http://127.0.0.1:$port" "$DB_URL" \
+        "$PSQL" "$BENCH_RECONCILE_ORDERS" "$BENCH_RECONCILE_RATE" 5 600) || line=""
+    SERVER_ENV=("${saved[@]}")
+    stop_server
+    stop_pid EMULATOR_PID
+    [ -n "$line" ] || { warn "reconciliation: no figures"; FAILED+=(reconcile); return 0; }
+    say "reconciliation: $line"
+    python3 bench/record.py figures --results "$RESULTS" --run reconcile_lost_callbacks --benchmark reconcile \
+        $(python3 -c 'import json,sys; print(" ".join(f"{k}={json.dumps(v)}" for k, v in json.loads(sys.argv[1]).items()))' "$line")
+}
+
 # merchant_phase: the merchant webhook runs on a fresh server, against `paynotify listen --quiet` on
 # loopback (it verifies every signature, as a careful merchant's backend would, and prints only its
 # counts):
@@ -732,8 +793,8 @@ if [ "$BENCH_ONLY_PGBENCH" = 1 ]; then
         pgbench_set "throughput_c$c" "$c"
     done
     pgbench_set "rate_r$BENCH_RATE" "$BENCH_POOL" "$BENCH_RATE"
-elif [ "$BENCH_MERCHANT" = only ]; then
-    say "BENCH_MERCHANT=only: the merchant webhook runs only"
+elif [ "$BENCH_MERCHANT" = only ] || [ "$BENCH_RECONCILE" = only ]; then
+    say "BENCH_MERCHANT=only or BENCH_RECONCILE=only: that phase only"
 else
     # pgbench runs while the server is up and idle: its LISTEN connection receives the notify
     # variant's notifications, as it would in production.
@@ -756,6 +817,11 @@ else
     loadgen reconnect 180 reconnect --streams "$BENCH_RECONNECT" --rate "$BENCH_RECONNECT_RATE"
     stop_server
 fi
+if [ "$BENCH_RECONCILE" = only ]; then
+    BENCH_MERCHANT=0
+    PINNED=0
+fi
+if [ "$BENCH_RECONCILE" != 0 ] && [ "$BENCH_ONLY_PGBENCH" != 1 ]; then reconcile_phase; fi
 if [ "$BENCH_MERCHANT" != 0 ] && [ "$BENCH_ONLY_PGBENCH" != 1 ]; then merchant_phase; fi
 if [ "$PINNED" = 1 ] && [ "$BENCH_MERCHANT" != only ]; then pinned_phase; fi
 

@@ -2,6 +2,7 @@ import Foundation
 public import Logging
 public import MerchantWebhooks
 public import NetworkAddresses
+import Payments
 public import Postgres
 public import SSEGateway
 
@@ -30,6 +31,17 @@ public import SSEGateway
 ///     public keys) with `PAYNOTIFY_WECHATPAY_APIV3_KEY` (32 characters): both or neither.
 ///   - `PAYNOTIFY_ALIPAY_PUBLIC_KEY` (PEM or bare base64 text, or a path to a file holding it) with
 ///     `PAYNOTIFY_ALIPAY_APP_ID`: both or neither.
+///   - Reconciliation (asking providers when a callback does not come, closing at expiry): with
+///     WeChat Pay's webhook keys, `PAYNOTIFY_WECHATPAY_MCHID`, `PAYNOTIFY_WECHATPAY_MERCHANT_SERIAL` and
+///     `PAYNOTIFY_WECHATPAY_MERCHANT_KEY` (a PEM path), all or none, and `PAYNOTIFY_WECHATPAY_API_URL`;
+///     with Alipay's, `PAYNOTIFY_ALIPAY_APP_PRIVATE_KEY` (a PEM path) and `PAYNOTIFY_ALIPAY_GATEWAY_URL`;
+///     `PAYNOTIFY_STRIPE_API_KEY` and `PAYNOTIFY_STRIPE_API_URL`. API URLs are `https`, or `http` to a
+///     loopback host. `PAYNOTIFY_{WECHATPAY,ALIPAY,STRIPE}_RATE_LIMIT`: requests a second. Default `20`.
+///   - `PAYNOTIFY_RECONCILE_AFTER`: when open orders are asked about, after creation. Default
+///     `1m,2m,5m,10m,20m,30m`; then every `PAYNOTIFY_RECONCILE_EVERY` (default `30m`).
+///   - `PAYNOTIFY_CLOSE_GIVE_UP`: closing at the provider is tried this long before the order is
+///     expired or canceled anyway, with a `close_failed` alert. Default `30m`.
+///   - `PAYNOTIFY_WECHATPAY_CLOSE_AFTER`: how soon after creation WeChat Pay accepts a close. Default `5m`.
 ///   - `PAYNOTIFY_MAX_BODY_BYTES`: the largest request body read. Default `65536`.
 ///   - `PAYNOTIFY_EXPIRY_SWEEP_SECONDS`: how often pending orders past their deadline expire. Default `5`.
 ///   - `PAYNOTIFY_ALLOWED_ORIGINS`: origins whose pages may open streams (CORS), comma-separated, or `*`.
@@ -64,6 +76,8 @@ public import SSEGateway
 ///     at least 12 hours) is disabled. Default `432000` (5 days).
 ///   - `PAYNOTIFY_WEBHOOK_CA_FILE`: a PEM file of certificate authorities trusted for merchant
 ///     endpoints beside the system's (a private CA). Default none.
+///   - `PAYNOTIFY_DEMO_EMULATOR_URL`: the provider emulator's origin as the demo page's browser
+///     reaches it; the page then offers "Pay, but lose the callback" (WeChat Pay, reconciled). Default none.
 ///   - `PAYNOTIFY_DEMO`: serve the checkout demo's endpoints (`/demo/…`), which create sandbox orders
 ///     and sign sandbox deliveries. Development only; needs `PAYNOTIFY_SANDBOX_SECRETS`. Default `false`.
 public struct AppConfiguration: Sendable {
@@ -130,12 +144,16 @@ public struct AppConfiguration: Sendable {
     public var limits: StreamLimits
     public var security: Security
     public var providers: Providers
+    public var reconciliation: Reconciliation
     public var merchantWebhooks: MerchantWebhooks
     public var log: Log
     /// How often pending orders past their deadline expire.
     public var expirySweepInterval: Duration
     /// Serve the checkout demo's endpoints (development only).
     public var demo: Bool
+    /// The provider emulator as the demo page's browser reaches it: the page pays there and
+    /// loses the callback, to show reconciliation (development only).
+    public var demoEmulatorURL: String?
 
     /// Reads and checks the configuration.
     ///
@@ -178,6 +196,7 @@ public struct AppConfiguration: Sendable {
             trustedProxies: Self.ranges(reader, "PAYNOTIFY_TRUSTED_PROXIES")
         )
         self.providers = Providers(reader)
+        self.reconciliation = Reconciliation(reader, providers: self.providers)
         self.merchantWebhooks = Self.merchantWebhooks(reader)
         self.log = Log(
             level: reader.choice("PAYNOTIFY_LOG_LEVEL", default: .info),
@@ -185,6 +204,13 @@ public struct AppConfiguration: Sendable {
         )
         self.expirySweepInterval = reader.seconds("PAYNOTIFY_EXPIRY_SWEEP_SECONDS", default: 5, in: 1...3600)
         self.demo = reader.boolean("PAYNOTIFY_DEMO", default: false)
+        self.demoEmulatorURL = Self.origin(reader, "PAYNOTIFY_DEMO_EMULATOR_URL")
+        if self.demoEmulatorURL != nil && !self.reconciliation.providers.contains(.wechatpay) {
+            reader.refuse(
+                "PAYNOTIFY_DEMO_EMULATOR_URL",
+                "needs WeChat Pay reconciled (PAYNOTIFY_WECHATPAY_MCHID and the rest): the demo pays with it"
+            )
+        }
         if self.demo && self.providers.sandboxSecrets.isEmpty {
             reader.refuse(
                 "PAYNOTIFY_DEMO",
@@ -233,20 +259,32 @@ extension AppConfiguration {
         return secret
     }
 
+    /// An origin (`http://127.0.0.1:8090`), or `nil` and a refusal.
+    private static func origin(_ reader: SettingsReader, _ setting: String) -> String? {
+        guard let text = reader.string(setting) else { return nil }
+        guard Self.isOrigin(text) else {
+            reader.refuse(setting, "is not an origin such as http://127.0.0.1:8090")
+            return nil
+        }
+        return text
+    }
+
+    /// Whether `text` is a web origin: `http` or `https`, a host, maybe a port, and nothing after.
+    private static func isOrigin(_ text: String) -> Bool {
+        guard let url = URL(string: text), let scheme = url.scheme else { return false }
+        return ["http", "https"].contains(scheme) && url.host != nil && url.path.isEmpty && url.query == nil
+    }
+
     private static func allowedOrigins(_ reader: SettingsReader) -> AllowedOrigins {
         let setting = "PAYNOTIFY_ALLOWED_ORIGINS"
         let values = reader.list(setting)
         if values == ["*"] { return .any }
-        for origin in values {
-            guard let url = URL(string: origin), let scheme = url.scheme, ["http", "https"].contains(scheme),
-                url.host != nil, url.path.isEmpty, url.query == nil
-            else {
-                reader.refuse(
-                    setting,
-                    "entry \"\(origin)\" is not an origin such as https://shop.example.com (or give * alone)"
-                )
-                return .only([])
-            }
+        for origin in values where !Self.isOrigin(origin) {
+            reader.refuse(
+                setting,
+                "entry \"\(origin)\" is not an origin such as https://shop.example.com (or give * alone)"
+            )
+            return .only([])
         }
         return .only(Set(values))
     }

@@ -7,6 +7,7 @@ import MerchantWebhooks
 import PaymentProviders
 import Payments
 import Postgres
+import ProviderAPIs
 import SSEGateway
 import Storage
 import StreamingHTTP
@@ -76,13 +77,24 @@ public func buildApplication(
         ),
         logger: logger
     )
+    // The reconciler asks providers and records what they say on connections of its own: a slow
+    // provider holds them for no longer than a statement, and webhooks never wait behind it.
+    let reconcilePool = ConnectionPool(
+        configuration: .init(
+            connection: configuration.database.connection,
+            maximumConnections: 2,
+            acquireTimeout: configuration.database.acquireTimeout
+        ),
+        logger: logger
+    )
     let adapters = configuration.providers.adapters
     let tokens = StreamTokenSigner(secret: configuration.security.streamSecret)
     let streamSettings = StreamSettings(retry: configuration.streams.retry)
     let metrics = ServiceMetrics(
         providers: adapters.keys.map(\.rawValue).sorted(),
         webhookOutcomes: WebhookController.outcomes,
-        streamRefusals: StreamsController.refusalReasons
+        streamRefusals: StreamsController.refusalReasons,
+        reconciled: configuration.reconciliation.providers.map(\.rawValue)
     )
     let latency = DeliveryLatency(observer: { metrics.delivered(after: $0) })
     let hub = StreamHub(
@@ -100,16 +112,12 @@ public func buildApplication(
     let dispatcherSignals = DispatcherSignals()
     // Merchant event streams read the log when anything may have committed, as the dispatcher does.
     let feedDoorbell = FeedDoorbell(limit: 100)
-    let store = OrderStore(
-        pool: pool,
-        notifier: notifier,
-        onCommit: { committed in
-            for run in committed { hub.publish(run) }
-            dispatcherSignals.eventsCommitted()
-            feedDoorbell.ring()
-        },
-        onAlert: { ops.publish($0) }
-    )
+    let onCommit: @Sendable ([CommittedEvents]) -> Void = { committed in
+        for run in committed { hub.publish(run) }
+        dispatcherSignals.eventsCommitted()
+        feedDoorbell.ring()
+    }
+    let store = OrderStore(pool: pool, notifier: notifier, onCommit: onCommit, onAlert: { ops.publish($0) })
     let webhookSettings = configuration.merchantWebhooks
     let sender = WebhookSender(
         settings: .init(
@@ -121,6 +129,15 @@ public func buildApplication(
         )
     )
     let merchantWebhooks = MerchantWebhookStore(pool: pool, onAlert: { ops.publish($0) })
+    let reconciliation = configuration.reconciliation
+    let providerHTTP = ProviderHTTP(logger: logger)
+    var providerClients: [Provider: any ProviderClient] = [:]
+    providerClients[.wechatpay] = reconciliation.wechatPay.map {
+        WeChatPayClient(configuration: $0, http: providerHTTP)
+    }
+    providerClients[.alipay] = reconciliation.alipay.map { AlipayClient(configuration: $0, http: providerHTTP) }
+    providerClients[.stripe] = reconciliation.stripe.map { StripeClient(configuration: $0, http: providerHTTP) }
+    let reconcilerWakeup = Wakeup()
     let webhookCounters = WebhookCounters()
 
     let router = Router(context: AppRequestContext.self)
@@ -161,7 +178,10 @@ public func buildApplication(
         store: store,
         tokens: tokens,
         configuredProviders: Set(adapters.keys),
-        maximumBodyBytes: configuration.http.maximumBodyBytes
+        maximumBodyBytes: configuration.http.maximumBodyBytes,
+        reconciled: Set(providerClients.keys),
+        firstQueryAfter: reconciliation.rules.after[0],
+        reconcilerWakeup: reconcilerWakeup
     )
     let merchantAPI = api.group().add(middleware: MerchantAuthMiddleware(apiKeys: configuration.security.apiKeys))
     orders.addRoutes(to: merchantAPI)
@@ -186,9 +206,10 @@ public func buildApplication(
         store: store,
         simulator: DeliverySimulator(credentials: sandbox),
         maximumBodyBytes: configuration.http.maximumBodyBytes,
+        emulatorURL: configuration.demo ? configuration.demoEmulatorURL : nil,
         now: now
     ).addRoutes(to: router)
-    try PagesController().addRoutes(to: router)
+    try PagesController(emulatorURL: configuration.demo ? configuration.demoEmulatorURL : nil).addRoutes(to: router)
 
     let responder = router.buildResponder()
     let serverName = "paynotify"
@@ -219,6 +240,7 @@ public func buildApplication(
         listener,
         relayPool,
         deliveryPool,
+        reconcilePool,
         Relay(
             notifications: listener.events,
             store: OrderStore(pool: relayPool, notifier: nil),
@@ -231,7 +253,35 @@ public func buildApplication(
             },
             logger: logger
         ),
-        ExpirySweeper(store: store, interval: configuration.expirySweepInterval, batchSize: 500, logger: logger),
+        ExpirySweeper(
+            store: store,
+            interval: configuration.expirySweepInterval,
+            batchSize: 500,
+            reconciled: Array(providerClients.keys),
+            logger: logger
+        ),
+        Reconciler(
+            clients: providerClients,
+            http: providerHTTP,
+            store: OrderStore(
+                pool: reconcilePool,
+                notifier: notifier,
+                onCommit: onCommit,
+                onAlert: { ops.publish($0) }
+            ),
+            settings: .init(
+                rules: reconciliation.rules,
+                closeNotBefore: [.wechatpay: reconciliation.wechatPayCloseAfter],
+                concurrency: 32,
+                // A query and a close, each up to three attempts of 10 s with pauses between.
+                lease: .seconds(90),
+                idleCheck: .seconds(1)
+            ),
+            wakeup: reconcilerWakeup,
+            metrics: metrics,
+            logger: logger,
+            now: now
+        ),
         WebhookDispatcher(
             store: MerchantWebhookStore(pool: deliveryPool, onAlert: { ops.publish($0) }),
             sender: sender,
@@ -267,6 +317,8 @@ public func buildApplication(
         metadata: [
             "database": "\(configuration.database.connection)",
             "providers": "\(adapters.keys.map(\.rawValue).sorted().joined(separator: ","))",
+            // Which providers are asked when a callback does not come; the others are webhook-only.
+            "reconciled": "\(providerClients.keys.map(\.rawValue).sorted().joined(separator: ","))",
         ]
     )
     return app

@@ -1,4 +1,5 @@
 import Metrics
+import Payments
 import Postgres
 import Prometheus
 import SSEGateway
@@ -29,7 +30,8 @@ final class ServiceMetrics: Sendable {
     ///   - providers: the providers served: each gets its webhook series.
     ///   - webhookOutcomes: every outcome a webhook can be counted with.
     ///   - streamRefusals: every reason a stream request can be refused for.
-    init(providers: [String], webhookOutcomes: [String], streamRefusals: [String]) {
+    ///   - reconciled: the providers the reconciler asks: each gets its provider-call series.
+    init(providers: [String], webhookOutcomes: [String], streamRefusals: [String], reconciled: [String] = []) {
         let registry = PrometheusCollectorRegistry()
         self.registry = registry
         var factory = PrometheusMetricsFactory(registry: registry)
@@ -48,6 +50,17 @@ final class ServiceMetrics: Sendable {
         for reason in streamRefusals { _ = self.counter("paynotify_streams_refused_total", [("reason", reason)]) }
         for outcome in ["delivered", "failed"] {
             _ = self.counter("paynotify_merchant_webhook_attempts_total", [("outcome", outcome)])
+        }
+        for provider in reconciled {
+            _ = self.counter("paynotify_callbacks_missing_total", [("provider", provider)])
+            for operation in ["query", "close"] {
+                for result in ["answered", "unavailable", "rate_limited", "unverified", "rejected"] {
+                    _ = self.counter(
+                        "paynotify_provider_calls_total",
+                        [("provider", provider), ("operation", operation), ("result", result)]
+                    )
+                }
+            }
         }
         _ = self.counter("paynotify_listener_reconnects_total", [])
         _ = self.counter("paynotify_streams_dropped_total", [])
@@ -92,6 +105,20 @@ final class ServiceMetrics: Sendable {
     /// An attempt to deliver a merchant webhook ended `delivered` (2xx) or `failed`.
     func merchantWebhookAttempt(outcome: String) {
         self.counter("paynotify_merchant_webhook_attempts_total", [("outcome", outcome)]).increment()
+    }
+
+    /// A reconciler's call to a provider's API (`query`, `close`) ended: `answered` (verified),
+    /// `unavailable`, `rate_limited`, `unverified`, `rejected` or `no_reference`.
+    func providerCall(provider: Provider, operation: String, result: String) {
+        self.counter(
+            "paynotify_provider_calls_total",
+            [("provider", provider.rawValue), ("operation", operation), ("result", result)]
+        ).increment()
+    }
+
+    /// A query found an order's outcome that no callback had reported (`callback_missing`).
+    func paymentFoundByQuery(provider: Provider) {
+        self.counter("paynotify_callbacks_missing_total", [("provider", provider.rawValue)]).increment()
     }
 
     /// An event reached a stream this long after its transaction began.

@@ -1,4 +1,5 @@
 import Foundation
+import MerchantWebhooks
 
 /// A setting that is missing or invalid; the message names it and never repeats a secret's value.
 public struct ConfigurationError: Error, Sendable, Hashable, CustomStringConvertible {
@@ -92,6 +93,26 @@ final class SettingsReader {
             return []
         }
         return values
+    }
+
+    /// Durations separated by commas, each a number and `ms`, `s`, `m` or `h` (`1m,2m,5m`).
+    func durations(_ name: String, default defaultValue: [Duration]) -> [Duration] {
+        guard let text = self.string(name) else { return defaultValue }
+        guard let delays = RetrySchedule(parsing: text)?.delays, delays.allSatisfy({ $0 > .zero }) else {
+            self.refuse(name, "must be durations above zero separated by commas, such as 1m,2m,5m, not \"\(text)\"")
+            return defaultValue
+        }
+        return delays
+    }
+
+    /// One duration: a number and `ms`, `s`, `m` or `h` (`30m`).
+    func duration(_ name: String, default defaultValue: Duration) -> Duration {
+        let values = self.durations(name, default: [defaultValue])
+        guard values.count == 1 else {
+            self.refuse(name, "must be one duration, such as 30m")
+            return defaultValue
+        }
+        return values[0]
     }
 
     /// One of an enumeration's raw values (case-insensitive).

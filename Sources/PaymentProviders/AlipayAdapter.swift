@@ -173,20 +173,14 @@ public struct AlipayAdapter: WebhookAdapter {
             throw WebhookRejection(.invalidSignature, "sign is not base64")
         }
         let signed = parameters.filter { !$0.key.isEmpty && $0.key != "sign" && $0.key != "sign_type" }
-        var contents = [Self.signContent(signed.filter { !$0.value.isEmpty })]
+        var contents = [AlipaySignature.content(signed)]
         if signed.values.contains(where: \.isEmpty) {
-            contents.append(Self.signContent(signed))
+            contents.append(AlipaySignature.content(signed, keepingEmpty: true))
         }
         let valid = contents.contains { content in
             self.publicKeys.contains { $0.isValidPKCS1SHA256Signature(signature, for: content) }
         }
         guard valid else { throw WebhookRejection(.invalidSignature, "sign does not verify with any Alipay key") }
-    }
-
-    /// `name=value` pairs sorted by the names' bytes, joined with `&`, as UTF-8.
-    private static func signContent(_ parameters: [String: String]) -> [UInt8] {
-        let sorted = parameters.sorted { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }
-        return Array(sorted.map { "\($0.key)=\($0.value)" }.joined(separator: "&").utf8)
     }
 
     /// `yyyy-MM-dd HH:mm:ss` in Beijing time (UTC+8, no zone written) as Unix seconds; nil unless
@@ -224,7 +218,7 @@ public struct AlipayAdapter: WebhookAdapter {
 
     /// Yuan as Alipay writes them (`"0.10"`, `"100"`, Number(9,2)) to fen, read as decimal text and
     /// never through floating point; nil for a sign, more than two decimals, or anything else.
-    fileprivate static func fen(fromYuan text: String) -> Int64? {
+    package static func fen(fromYuan text: String) -> Int64? {
         let parts = text.utf8.split(separator: UInt8(ascii: "."), maxSplits: 1, omittingEmptySubsequences: false)
         let digits = parts.map { part in part.map { Int64($0) - Int64(UInt8(ascii: "0")) } }
         // At most 15 digits of yuan: Number(9,2) needs 7, and 15 cannot overflow once times 100.

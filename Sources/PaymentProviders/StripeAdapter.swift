@@ -44,12 +44,15 @@ public struct StripeAdapter: WebhookAdapter {
         }
         let orderReference: String?
         let event: PaymentEvent?
+        var paymentReference: String?
         switch envelope.type {
         case "payment_intent.processing", "payment_intent.succeeded", "payment_intent.payment_failed",
             "payment_intent.canceled":
-            let intent = try decodePayload(Event<PaymentIntent>.self, from: request.body, what: "a Stripe event").data
+            let intent = try decodePayload(Event<StripePaymentIntent>.self, from: request.body, what: "a Stripe event")
+                .data
                 .object
             orderReference = intent.metadata?["order_id"]
+            paymentReference = intent.id.flatMap { (1...255).contains($0.unicodeScalars.count) ? $0 : nil }
             event =
                 switch envelope.type {
                 case "payment_intent.processing": PaymentEvent(kind: .processing)
@@ -79,7 +82,8 @@ public struct StripeAdapter: WebhookAdapter {
             eventType: envelope.type,
             orderReference: orderReference,
             event: event,
-            rawBody: request.body
+            rawBody: request.body,
+            paymentReference: paymentReference
         )
     }
 
@@ -98,30 +102,6 @@ public struct StripeAdapter: WebhookAdapter {
 
         struct Payload: Decodable {
             let object: Object
-        }
-    }
-
-    private struct PaymentIntent: Decodable {
-        let metadata: [String: String]?
-        let amount: Int64?
-        let currency: String?
-        let lastPaymentError: PaymentError?
-
-        /// `amount_received` in `currency`, or nil when either is missing (the order is then not
-        /// marked paid: the state machine raises a mismatch).
-        var amountReceived: Money? {
-            guard let amount, let currency else { return nil }
-            return Money(amount: amount, currency: currency.uppercased())
-        }
-
-        struct PaymentError: Decodable {
-            let message: String?
-        }
-
-        enum CodingKeys: String, CodingKey {
-            case metadata, currency
-            case amount = "amount_received"
-            case lastPaymentError = "last_payment_error"
         }
     }
 

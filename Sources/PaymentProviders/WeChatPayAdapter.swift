@@ -33,9 +33,6 @@ public struct WeChatPayAdapter: WebhookAdapter {
     /// How far `Wechatpay-Timestamp` may be from now, in either direction (the official SDKs use 300 s).
     private let tolerance: TimeInterval
 
-    /// The only scheme WeChat Pay uses today; an absent `Wechatpay-Signature-Type` means this one.
-    private static let signatureType = "WECHATPAY2-SHA256-RSA2048"
-
     /// - Parameters:
     ///   - platformKeys: keys by serial: platform certificate serials and/or the `PUB_KEY_ID_…` id.
     ///   - apiV3Key: the APIv3 key's bytes: 32 in production; 16 and 24 are accepted as AES keys too.
@@ -88,14 +85,14 @@ public struct WeChatPayAdapter: WebhookAdapter {
         guard let seconds = Int64(timestamp) else {
             throw WebhookRejection(.missingSignature, "Wechatpay-Timestamp is not a number of seconds")
         }
-        if let type = request.header("wechatpay-signature-type"), type != Self.signatureType {
+        if let type = request.header("wechatpay-signature-type"), type != WeChatPaySignature.scheme {
             throw WebhookRejection(.invalidSignature, "unsupported Wechatpay-Signature-Type \(type)")
         }
         guard let key = self.platformKeys[serial] else {
             throw WebhookRejection(.invalidSignature, "no platform key is configured for serial \(serial.prefix(64))")
         }
         // Authenticity first, over the exact bytes: the header text as sent, then the raw body.
-        let message = Array("\(timestamp)\n\(nonce)\n".utf8) + request.body + [UInt8(ascii: "\n")]
+        let message = WeChatPaySignature.responseMessage(timestamp: timestamp, nonce: nonce, body: request.body)
         guard let signatureBytes = Data(base64Encoded: signature),
             key.isValidPKCS1SHA256Signature(Array(signatureBytes), for: message)
         else {
@@ -121,7 +118,7 @@ public struct WeChatPayAdapter: WebhookAdapter {
         let orderReference: String?
         let event: PaymentEvent?
         if notification.eventType.hasPrefix("TRANSACTION.") {
-            let transaction = try decodePayload(Transaction.self, from: plaintext, what: "a transaction")
+            let transaction = try decodePayload(WeChatPayTransaction.self, from: plaintext, what: "a transaction")
             orderReference = transaction.outTradeNo
             event = transaction.event
         } else if notification.eventType.hasPrefix("REFUND.") {
@@ -197,46 +194,6 @@ public struct WeChatPayAdapter: WebhookAdapter {
         enum CodingKeys: String, CodingKey {
             case id, resource
             case eventType = "event_type"
-        }
-    }
-
-    /// The decrypted resource of a `TRANSACTION.*` notification.
-    private struct Transaction: Decodable {
-        let outTradeNo: String?
-        let tradeState: String
-        let tradeStateDesc: String?
-        let amount: Amount?
-
-        /// Amounts in fen. `total` is the order's amount; `payer_total` (after coupons) is not
-        /// what the order must be compared with.
-        struct Amount: Decodable {
-            let total: Int64?
-            let currency: String?
-        }
-
-        var event: PaymentEvent? {
-            switch self.tradeState {
-            case "NOTPAY": PaymentEvent(kind: .awaitingPayment)
-            case "USERPAYING": PaymentEvent(kind: .processing)
-            case "SUCCESS":
-                PaymentEvent(
-                    kind: .succeeded,
-                    paid: self.amount.flatMap { amount in
-                        amount.total.flatMap { total in amount.currency.map { Money(amount: total, currency: $0) } }
-                    }
-                )
-            case "PAYERROR": PaymentEvent(kind: .failed, message: self.tradeStateDesc)
-            case "CLOSED", "REVOKED": PaymentEvent(kind: .canceled)
-            case "REFUND": PaymentEvent(kind: .refunded)
-            default: nil
-            }
-        }
-
-        enum CodingKeys: String, CodingKey {
-            case amount
-            case outTradeNo = "out_trade_no"
-            case tradeState = "trade_state"
-            case tradeStateDesc = "trade_state_desc"
         }
     }
 

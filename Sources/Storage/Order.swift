@@ -14,6 +14,8 @@ public struct Order: Sendable, Hashable {
     public let expiresAt: Date
     public let createdAt: Date
     public let updatedAt: Date
+    /// The provider's own id for the payment (Stripe's PaymentIntent id), when known.
+    public let providerReference: String?
 }
 
 /// What a merchant asks for when creating an order (already validated by the API layer).
@@ -25,6 +27,11 @@ public struct NewOrder: Sendable, Hashable {
     /// JSON object text.
     public var metadata: String
     public var expiresIn: Int
+    /// The provider's own id for the payment (Stripe's PaymentIntent id), when the merchant has it.
+    public var providerReference: String?
+    /// When the order is first asked about at its provider, after creation; `nil` when its
+    /// provider cannot be asked (no API credentials), so it is never reconciled.
+    public var firstQueryAfter: Duration?
 
     public init(
         merchantOrderID: String?,
@@ -32,7 +39,9 @@ public struct NewOrder: Sendable, Hashable {
         provider: Provider,
         description: String?,
         metadata: String,
-        expiresIn: Int
+        expiresIn: Int,
+        providerReference: String? = nil,
+        firstQueryAfter: Duration? = nil
     ) {
         self.merchantOrderID = merchantOrderID
         self.price = price
@@ -40,6 +49,8 @@ public struct NewOrder: Sendable, Hashable {
         self.description = description
         self.metadata = metadata
         self.expiresIn = expiresIn
+        self.providerReference = providerReference
+        self.firstQueryAfter = firstQueryAfter
     }
 }
 

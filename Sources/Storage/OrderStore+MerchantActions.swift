@@ -1,5 +1,5 @@
 import EventLog
-import Payments
+public import Payments
 import Postgres
 
 extension OrderStore {
@@ -77,19 +77,21 @@ extension OrderStore {
     }
 
     /// Expires up to `limit` pending orders whose deadline passed, oldest first, and returns how many.
+    /// Orders of the `reconciled` providers are left to the reconciler, which closes the payment
+    /// at the provider first.
     ///
     /// Safe with many instances sweeping at once: `FOR UPDATE SKIP LOCKED` gives each order to one
     /// sweeper, and the state machine re-checks the status under the lock.
-    public func expireDueOrders(limit: Int) async throws -> Int {
+    public func expireDueOrders(limit: Int, reconciled: [Provider] = []) async throws -> Int {
         try await self.appending { connection -> (Int, [AppendedEvent]) in
             let due = try connection.query(
                 """
                 SELECT \(Self.orderColumns) FROM orders
-                WHERE status = 'pending' AND expires_at <= now()
+                WHERE status = 'pending' AND expires_at <= now() AND provider <> ALL($2::text[])
                 ORDER BY expires_at LIMIT $1
                 FOR UPDATE SKIP LOCKED
                 """,
-                [limit]
+                [limit, Self.textArray(reconciled.map(\.rawValue))]
             ).map(Self.order(from:))
             // Every expiry goes in one batch: one round trip for the sweep, however many are due.
             var expiries = Batch<[AppendedEvent]>.constant([])

@@ -52,7 +52,7 @@ extension OrderStore {
         // The paid currency reaches the database in the alert that names a mismatched amount.
         let texts = [
             delivery.eventID, delivery.eventType, delivery.orderReference, delivery.event?.stage,
-            delivery.event?.message, delivery.event?.paid?.currency,
+            delivery.event?.message, delivery.event?.paid?.currency, delivery.paymentReference,
         ]
         if texts.contains(where: { $0?.unicodeScalars.contains("\0") ?? false }) { return "a field contains U+0000" }
         if !(1...255).contains(length(delivery.eventID)) { return "the event id must be 1–255 characters" }
@@ -94,32 +94,47 @@ extension OrderStore {
             case (_, _, .reject(let alert)?): alert.kind == .contradiction ? .contradiction : .mismatch
             case (_, _, .ignore?), (_, _, nil): .noChange
             }
-        // No ON CONFLICT: a repeat must fail here, so that nothing after it runs.
-        let inbox = Batch([
-            Statement(
-                """
-                INSERT INTO webhook_inbox (provider, provider_event_id, order_reference, order_id, event_type, outcome, raw_body)
-                VALUES ($1, $2, $3, $4, $5, $6, $7)
-                """,
-                [
-                    delivery.provider.rawValue, delivery.eventID, delivery.orderReference, order?.id,
-                    delivery.eventType, outcome.rawValue, delivery.rawBody,
-                ]
-            )
-        ])
+        // No ON CONFLICT: a repeat must fail here, so that nothing after it runs. A query that found
+        // nothing new is not written at all: the schedule asks many times, and the audit trail is
+        // for news.
+        let quietQuery = delivery.source == .query && (outcome == .noChange || outcome == .ignored)
+        var inbox = Batch<Void>([])
+        if !quietQuery {
+            inbox = Batch([
+                Statement(
+                    """
+                    INSERT INTO webhook_inbox (provider, provider_event_id, order_reference, order_id, event_type,
+                                               outcome, raw_body, source)
+                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                    """,
+                    [
+                        delivery.provider.rawValue, delivery.eventID, delivery.orderReference, order?.id,
+                        delivery.eventType, outcome.rawValue, delivery.rawBody, delivery.source.rawValue,
+                    ]
+                )
+            ])
+        }
+        // The order learns the provider's id for its payment from the first delivery naming it.
+        if let order, let reference = delivery.paymentReference, order.providerReference == nil,
+            order.provider == delivery.provider
+        {
+            inbox = inbox.and(
+                Batch([
+                    Statement(
+                        "UPDATE orders SET provider_reference = $2 WHERE id = $1 AND provider_reference IS NULL",
+                        [order.id, reference]
+                    )
+                ])
+            ).map { _ in }
+        }
         let alert: Batch<Alert?>
         let appended: Batch<[AppendedEvent]>
         switch (order, delivery.event, action) {
         case (let order?, let event?, let action?):
             alert =
-                action.alert.map {
-                    Self.alert(
-                        kind: $0.kind.rawValue,
-                        provider: delivery.provider,
-                        orderID: order.id,
-                        message: $0.message
-                    )
-                    .map(Optional.some)
+                (action.alert.map { ($0.kind.rawValue, $0.message) } ?? Self.missingCallback(delivery, action)).map {
+                    Self.alert(kind: $0.0, provider: delivery.provider, orderID: order.id, message: $0.1)
+                        .map(Optional.some)
                 } ?? .constant(nil)
             appended =
                 switch action {
@@ -141,6 +156,19 @@ extension OrderStore {
             appended = .constant([])
         }
         return inbox.and(alert).and(appended).map { written, appended in ((outcome, written.1), appended) }
+    }
+
+    /// The `callback_missing` alert (kind, message) for a query that found a payment's outcome:
+    /// the provider's callback for it never came (or has not yet). Operators count these.
+    private static func missingCallback(_ delivery: WebhookDelivery, _ action: OrderStateMachine.Action)
+        -> (String, String)?
+    {
+        guard delivery.source == .query, case .transition(_, let to, _) = action, to.isFinal || to == .refunded
+        else { return nil }
+        return (
+            "callback_missing",
+            "\(to.rawValue) found by querying \(delivery.provider.rawValue) (\(delivery.eventType)); no callback had reported it"
+        )
     }
 
     /// Locks the order a provider names: our id first, else the merchant's order id.

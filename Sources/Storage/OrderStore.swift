@@ -96,13 +96,15 @@ public struct OrderStore: Sendable {
             try connection.execute(
                 """
                 INSERT INTO orders (id, merchant_order_id, amount, currency, provider, description, metadata,
-                                    expires_at, request_hash)
-                VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, now() + make_interval(secs => $8), $9)
+                                    expires_at, request_hash, provider_reference, reconcile_at)
+                VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, now() + make_interval(secs => $8), $9, $10,
+                        CASE WHEN $11::float8 IS NOT NULL THEN now() + make_interval(secs => least($11, $8)) END)
                 """,
                 [
                     id, new.merchantOrderID, new.price.amount, new.price.currency, new.provider.rawValue,
                     new.description,
-                    new.metadata, Double(new.expiresIn), requestHash,
+                    new.metadata, Double(new.expiresIn), requestHash, new.providerReference,
+                    new.firstQueryAfter?.timeInterval,
                 ]
             )
             try Self.rememberKey(idempotencyKey, requestHash: requestHash, orderID: id, on: connection)
@@ -161,7 +163,7 @@ public struct OrderStore: Sendable {
 
     static let orderColumns = """
         id, merchant_order_id, amount, currency, provider, status, description, metadata::text, expires_at,
-        created_at, updated_at
+        created_at, updated_at, provider_reference
         """
 
     static func order(id: String, on connection: Connection, lock: Bool = false) throws -> Order? {
@@ -180,7 +182,8 @@ public struct OrderStore: Sendable {
             metadata: try row.decode(String.self, at: 7),
             expiresAt: try row.decode(Date.self, at: 8),
             createdAt: try row.decode(Date.self, at: 9),
-            updatedAt: try row.decode(Date.self, at: 10)
+            updatedAt: try row.decode(Date.self, at: 10),
+            providerReference: try row.decode(String?.self, at: 11)
         )
     }
 
@@ -244,6 +247,15 @@ public struct OrderStore: Sendable {
             "SELECT pg_notify($1, payload) FROM jsonb_array_elements_text($2::jsonb) AS payload",
             [Self.notificationChannel, array]
         )
+    }
+
+    /// A `text[]` literal of `values` (each quoted, `"` and `\` escaped), for `= ANY($n::text[])`.
+    static func textArray(_ values: [String]) -> String {
+        let quoted = values.map { value in
+            "\"" + value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+                + "\""
+        }
+        return "{" + quoted.joined(separator: ",") + "}"
     }
 
     /// PostgreSQL refuses payloads of 8000 bytes or more; keep a margin.

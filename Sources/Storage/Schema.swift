@@ -22,5 +22,6 @@ public enum Schema {
         ("0004_merchant_webhooks.sql", PackageResources._004_merchant_webhooks_sql),
         ("0005_event_feed.sql", PackageResources._005_event_feed_sql),
         ("0006_webhook_message_leases.sql", PackageResources._006_webhook_message_leases_sql),
+        ("0007_reconciliation.sql", PackageResources._007_reconciliation_sql),
     ]
 }

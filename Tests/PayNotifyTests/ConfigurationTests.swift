@@ -2,6 +2,7 @@ import Foundation
 import PayNotify
 import PaymentProviders
 import Payments
+import TestSupport
 import Testing
 import _CryptoExtras
 
@@ -89,11 +90,11 @@ extension ConfigurationTests {
     /// Reproducer: Alipay hands out its key as bare base64, which contains "/"; it must be read as key
     /// text, not as a file path. A path to a PEM file works too, and a bad one is named.
     @Test func alipayKeyAsTextOrFile() throws {
-        let key = try _RSA.Signing.PrivateKey(keySize: .bits2048).publicKey
+        let key = TestRSAKeys.key(2).publicKey
         var base64 = key.derRepresentation.base64EncodedString()
         // Make sure the reproducer really holds a slash (one in 64 characters is, on average).
         while !base64.contains("/") {
-            base64 = try _RSA.Signing.PrivateKey(keySize: .bits2048).publicKey.derRepresentation.base64EncodedString()
+            base64 = TestRSAKeys.key(5).publicKey.derRepresentation.base64EncodedString()
         }
         var environment = self.valid
         environment["PAYNOTIFY_ALIPAY_APP_ID"] = "2021000000000000"

@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import PaymentProviders
 import Payments
+import TestSupport
 import Testing
 import _CryptoExtras
 
@@ -86,8 +87,8 @@ enum Mutator {
 
 @Suite("Webhook adapters under fuzzing")
 struct AdapterFuzzTests {
-    private static let wechatKey = try! _RSA.Signing.PrivateKey(keySize: .bits2048)
-    private static let alipayKey = try! _RSA.Signing.PrivateKey(keySize: .bits2048)
+    private static let wechatKey = TestRSAKeys.key(3)
+    private static let alipayKey = TestRSAKeys.key(4)
     private static let apiV3Key = "0123456789abcdef0123456789abcdef"
     private static let now = Date(timeIntervalSince1970: 1_790_000_000)
 

@@ -3,12 +3,13 @@ import Foundation
 import PaymentProviders
 import Payments
 import Signatures
+import TestSupport
 import Testing
 import _CryptoExtras
 
 /// Keys shared by the round trips (RSA generation is slow; one pair per provider is enough).
-private let wechatKey = try! _RSA.Signing.PrivateKey(keySize: .bits2048)
-private let alipayKey = try! _RSA.Signing.PrivateKey(keySize: .bits2048)
+private let wechatKey = TestRSAKeys.key(0)
+private let alipayKey = TestRSAKeys.key(1)
 
 private let simulator: DeliverySimulator = {
     var credentials = DeliverySimulator.Credentials()
@@ -145,5 +146,43 @@ struct DeliverySimulatorTests {
         let bytes = (0...255).map(UInt8.init)
         #expect(hexString(bytes) == bytes.map { String(format: "%02x", $0) }.joined())
         #expect(hexString([]) == "")
+    }
+}
+
+@Suite("DeliverySimulator refunds and provider ids")
+struct DeliverySimulatorRefundTests {
+    /// A simulated full refund verifies with each provider's adapter as a refund of the amount paid.
+    @Test(arguments: Provider.allCases)
+    func refundRoundTrip(provider: Provider) throws {
+        let now = Date()
+        let price = Money(amount: 1999, currency: "CNY")
+        let request = try simulator.refundDelivery(provider: provider, orderID: "ord_ref1", refunded: price, now: now)
+        let delivery = try adapter(for: provider).verify(request, now: now)
+        #expect(delivery.orderReference == "ord_ref1")
+        #expect(delivery.event?.kind == .refunded, "\(provider)")
+        #expect(delivery.event?.paid == price, "\(provider)")
+    }
+
+    /// A given payment id is the one the delivery names: Stripe's PaymentIntent, Alipay's trade_no.
+    @Test func givenPaymentIDIsSent() throws {
+        let price = Money(amount: 500, currency: "CNY")
+        let stripe = try simulator.delivery(
+            provider: .stripe,
+            orderID: "ord_p",
+            outcome: .succeeded,
+            paid: price,
+            now: Date(),
+            paymentID: "pi_given123"
+        )
+        #expect(String(decoding: stripe.body, as: UTF8.self).contains(#""id":"pi_given123""#))
+        let alipay = try simulator.delivery(
+            provider: .alipay,
+            orderID: "ord_p",
+            outcome: .succeeded,
+            paid: price,
+            now: Date(),
+            paymentID: "2026given"
+        )
+        #expect(String(decoding: alipay.body, as: UTF8.self).contains("trade_no=2026given"))
     }
 }

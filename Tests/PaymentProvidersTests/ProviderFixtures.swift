@@ -1,12 +1,13 @@
 import Crypto
 import Foundation
+import TestSupport
 import _CryptoExtras
 
 /// RSA keys made for this test run, standing in for WeChat Pay's and Alipay's signing keys.
 enum TestKeys {
-    static let first = try! _RSA.Signing.PrivateKey(keySize: .bits2048)
-    static let second = try! _RSA.Signing.PrivateKey(keySize: .bits2048)
-    static let attacker = try! _RSA.Signing.PrivateKey(keySize: .bits2048)
+    static let first = TestRSAKeys.key(5)
+    static let second = TestRSAKeys.key(6)
+    static let attacker = TestRSAKeys.key(7)
 }
 
 /// Base64 of the SHA256withRSA (PKCS #1 v1.5) signature of `message`, as WeChat Pay and Alipay sign.

@@ -100,7 +100,7 @@ private final class Announced: Sendable {
     var all: [[String]] { self.payloads.withLock { $0 } }
 }
 
-private func count(_ database: TestDatabase, _ sql: String, _ parameters: [String] = []) async throws -> Int {
+func count(_ database: TestDatabase, _ sql: String, _ parameters: [String] = []) async throws -> Int {
     try await database.withConnection { try $0.query(sql, parameters).first!.decode(Int.self, at: 0) }
 }
 

@@ -26,13 +26,13 @@ public struct UnexpectedAnswer: Error, CustomStringConvertible {
 }
 
 extension LoopbackHTTPClient {
-    /// Creates a sandbox order for 19.99 CNY.
-    public func createOrder() async throws -> CreatedOrder {
+    /// Creates an order for 19.99 CNY, paid through `provider`.
+    public func createOrder(provider: String = "sandbox") async throws -> CreatedOrder {
         let response = try await self.send(
             method: .POST,
             path: "/v1/orders",
             headers: [("Authorization", "Bearer \(TestSecrets.apiKey)"), ("Content-Type", "application/json")],
-            body: Array(#"{"amount":1999,"currency":"CNY","provider":"sandbox"}"#.utf8)
+            body: Array(#"{"amount":1999,"currency":"CNY","provider":"\#(provider)"}"#.utf8)
         )
         guard response.status == 201,
             let json = try JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any],

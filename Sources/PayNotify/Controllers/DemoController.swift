@@ -8,8 +8,10 @@ import Storage
 
 /// The checkout demo's endpoints, for development (`PAYNOTIFY_DEMO=true`, which `make run` sets):
 /// create a sandbox order without an API key, and send it a signed sandbox outcome as the provider
-/// would. Both go through the same code as the merchant API and the webhook route. When the demo is
-/// off they answer `404 demo_disabled`.
+/// would. Both go through the same code as the merchant API and the webhook route. With the provider
+/// emulator configured (`PAYNOTIFY_DEMO_EMULATOR_URL`), it also creates WeChat Pay orders, which the
+/// page pays at the emulator, losing the callback, to show reconciliation finishing the page. When
+/// the demo is off they answer `404 demo_disabled`.
 struct DemoController {
     let enabled: Bool
     let orders: OrdersController
@@ -18,6 +20,8 @@ struct DemoController {
     /// Signs as the sandbox provider would, with the first configured sandbox secret.
     let simulator: DeliverySimulator
     let maximumBodyBytes: Int
+    /// The provider emulator's origin, for the page; `nil` when the demo pays in the sandbox only.
+    let emulatorURL: String?
     let now: @Sendable () -> Date
 
     func addRoutes(to router: Router<some RequestContext>) {
@@ -28,18 +32,34 @@ struct DemoController {
                 context: context,
                 limit: self.maximumBodyBytes
             )
+            let provider = body.provider ?? Provider.sandbox.rawValue
+            guard
+                provider == Provider.sandbox.rawValue
+                    || (provider == Provider.wechatpay.rawValue && self.emulatorURL != nil)
+            else {
+                throw APIError(
+                    .unprocessableContent,
+                    code: "invalid_field",
+                    message: "provider must be sandbox, or wechatpay when the provider emulator is configured"
+                )
+            }
             return try await self.orders.create(
                 .init(
                     amount: body.amount ?? .integer(1999),
                     currency: body.currency ?? "CNY",
-                    provider: Provider.sandbox.rawValue,
+                    provider: provider,
                     merchantOrderID: nil,
                     expiresIn: nil,
                     description: "PayNotify checkout demo",
-                    metadata: nil
+                    metadata: nil,
+                    providerReference: nil
                 ),
                 idempotencyKey: nil
             )
+        }
+        router.get("/demo/settings") { _, _ in
+            try self.requireEnabled()
+            return ResponseJSON.response(.ok, ["emulator_url": self.emulatorURL.map(JSONValue.string) ?? .null])
         }
         router.post("/demo/orders/{id}/outcome") { request, context in
             try self.requireEnabled()
@@ -59,6 +79,7 @@ struct DemoController {
     private struct NewDemoOrder: Decodable {
         let amount: JSONValue?
         let currency: String?
+        let provider: String?
     }
 
     private struct DemoOutcome: Decodable {

@@ -14,6 +14,13 @@ struct OrdersController {
     let tokens: StreamTokenSigner
     let configuredProviders: Set<Provider>
     let maximumBodyBytes: Int
+    /// The providers the reconciler asks (API credentials configured), and when it first asks.
+    var reconciled: Set<Provider> = []
+    var firstQueryAfter: Duration = .seconds(60)
+    /// Wakes the reconciler when a cancel starts closing an order at its provider.
+    var reconcilerWakeup: Wakeup?
+    /// How long a cancel waits for the provider's close before answering `202`.
+    var cancelWait: Duration = .seconds(10)
 
     /// How long a stream token stays valid after the order's own payment deadline.
     static let tokenGrace: TimeInterval = 3600
@@ -25,8 +32,7 @@ struct OrdersController {
             try await self.appendEvent(id: try context.parameters.require("id"), request: request, context: context)
         }
         group.post("/orders/{id}/cancel") { _, context in
-            let order = try await self.store.cancel(orderID: try context.parameters.require("id"))
-            return self.response(.ok, for: order)
+            try await self.cancel(id: try context.parameters.require("id"))
         }
     }
 
@@ -41,11 +47,13 @@ struct OrdersController {
         let expiresIn: Int?
         let description: String?
         let metadata: JSONValue?
+        let providerReference: String?
 
         enum CodingKeys: String, CodingKey {
             case amount, currency, provider, description, metadata
             case merchantOrderID = "merchant_order_id"
             case expiresIn = "expires_in"
+            case providerReference = "provider_reference"
         }
     }
 
@@ -58,6 +66,7 @@ struct OrdersController {
         let expiresIn: Int
         let description: String?
         let metadata: JSONValue
+        let providerReference: String?
     }
 
     private func create(_ request: Request, context: some RequestContext) async throws -> Response {
@@ -104,7 +113,8 @@ struct OrdersController {
             merchantOrderID: new.merchantOrderID,
             expiresIn: new.expiresIn,
             description: new.description,
-            metadata: body.metadata ?? .object([:])
+            metadata: body.metadata ?? .object([:]),
+            providerReference: new.providerReference
         )
         let outcome = try await self.store.create(
             new,
@@ -166,14 +176,52 @@ struct OrdersController {
         guard case .object = metadata else { throw invalid("metadata", "must be a JSON object") }
         guard !metadata.containsNUL else { throw invalid("metadata", "must not contain U+0000") }
         guard metadata.text.utf8.count <= 4096 else { throw invalid("metadata", "must be at most 4096 bytes of JSON") }
+        if let reference = body.providerReference {
+            guard (1...255).contains(reference.count), reference.allSatisfy({ $0.isASCII && !$0.isWhitespace }),
+                reference.unicodeScalars.allSatisfy({ $0.value >= 0x21 && $0.value < 0x7f })
+            else {
+                throw invalid(
+                    "provider_reference",
+                    "must be 1–255 printable ASCII characters without spaces (a pi_… id)"
+                )
+            }
+        }
         return NewOrder(
             merchantOrderID: body.merchantOrderID,
             price: Money(amount: amount, currency: currency),
             provider: provider,
             description: body.description,
             metadata: metadata.text,
-            expiresIn: expiresIn
+            expiresIn: expiresIn,
+            providerReference: body.providerReference,
+            firstQueryAfter: self.reconciled.contains(provider) ? self.firstQueryAfter : nil
         )
+    }
+
+    // MARK: Cancel
+
+    /// Cancels a pending order. When its provider is reconciled, the payment is closed at the
+    /// provider first (``Reconciler``): the answer waits up to ``cancelWait`` for that, and is
+    /// `200` with the canceled order, `409` when a payment got there first, or `202` with the
+    /// order still `pending` while the provider has not answered (closing goes on; the order's
+    /// stream and the merchant's webhooks say how it ends).
+    private func cancel(id: String) async throws -> Response {
+        guard let order = try await self.store.order(id: id) else { throw OrderStoreError.orderNotFound }
+        guard self.reconciled.contains(order.provider) else {
+            return self.response(.ok, for: try await self.store.cancel(orderID: id))
+        }
+        var current = try await self.store.startClosing(orderID: id, reason: .canceled)
+        self.reconcilerWakeup?.signal()
+        let deadline = ContinuousClock.now + self.cancelWait
+        while current.status == .pending, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(100))
+            current = try await self.store.order(id: id) ?? current
+        }
+        switch current.status {
+        case .canceled: return self.response(.ok, for: current)
+        case .pending: return self.response(.accepted, for: current)
+        default: throw OrderStoreError.notCancelable(current.status)
+        }
     }
 
     // MARK: Read
@@ -263,6 +311,7 @@ struct OrdersController {
             "expires_at": .string(ResponseJSON.timestamp(order.expiresAt)),
             "created_at": .string(ResponseJSON.timestamp(order.createdAt)),
             "updated_at": .string(ResponseJSON.timestamp(order.updatedAt)),
+            "provider_reference": order.providerReference.map(JSONValue.string) ?? .null,
             "stream_token": .string(token),
             "stream_url": .string("/v1/orders/\(order.id)/events?token=\(token)"),
         ]

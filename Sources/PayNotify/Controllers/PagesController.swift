@@ -9,10 +9,14 @@ import Hummingbird
 /// nothing a webhook or a merchant put in an event can run as script on these pages.
 struct PagesController {
     private let pages: [String: (contentType: String, body: ByteBuffer)]
+    /// Where the pages' scripts may connect besides this origin: the demo's provider emulator.
+    private let connectSources: String
 
     /// - Throws: when the resource folder is missing (a binary deployed without its
     ///   `paynotify_PayNotify.resources` folder beside it).
-    init() throws {
+    /// - Parameter emulatorURL: the demo's provider emulator, which the checkout page calls to pay.
+    init(emulatorURL: String? = nil) throws {
+        self.connectSources = (["'self'"] + (emulatorURL.map { [$0] } ?? [])).joined(separator: " ")
         guard let folder = Bundle.module.url(forResource: "Pages", withExtension: nil) else {
             throw PagesMissing()
         }
@@ -59,7 +63,7 @@ struct PagesController {
                 .contentType: page.contentType,
                 .cacheControl: "no-cache",
                 .contentSecurityPolicy:
-                    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'",
+                    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src \(self.connectSources); frame-ancestors 'none'",
                 .xContentTypeOptions: "nosniff",
                 HTTPField.Name("Referrer-Policy")!: "no-referrer",
             ],

@@ -65,30 +65,49 @@
     return major.format(minorUnits / 100) + " " + currency;
   }
 
+  /** The demo's settings: `emulator_url`, the provider emulator's address, when it runs. */
+  async function demoSettings() {
+    try {
+      const response = await fetch("/demo/settings");
+      return response.ok ? await response.json() : {};
+    } catch {
+      return {};
+    }
+  }
+
   function startLanding() {
     $("landing").hidden = false;
-    const button = $("create-order");
-    button.addEventListener("click", async () => {
-      button.disabled = true;
+    const sandbox = $("create-order");
+    const emulated = $("create-emulated-order");
+    async function create(body, fragment) {
+      sandbox.disabled = emulated.disabled = true;
       showNotice($("landing-error"), "");
       try {
-        const order = await postJSON("/demo/orders", { amount: 1999, currency: "CNY" });
+        const order = await postJSON("/demo/orders", body);
         // The token travels in the fragment, which browsers never send, so it stays out of logs.
         location.assign(
-          "/checkout/" + encodeURIComponent(order.id) + "#token=" + encodeURIComponent(order.stream_token)
+          "/checkout/" + encodeURIComponent(order.id) + "#token=" + encodeURIComponent(order.stream_token) + fragment
         );
       } catch (error) {
         showNotice($("landing-error"), error.message);
-        button.disabled = false;
+        sandbox.disabled = emulated.disabled = false;
       }
-    });
+    }
+    sandbox.addEventListener("click", () => create({ amount: 1999, currency: "CNY" }, ""));
+    emulated.addEventListener("click", () =>
+      create({ amount: 1999, currency: "CNY", provider: "wechatpay" }, "&emulated=wechatpay")
+    );
+    demoSettings().then((settings) => (emulated.hidden = !settings.emulator_url));
   }
 
   function startOrder(orderId) {
     $("order").hidden = false;
     $("order-id").textContent = orderId;
     document.title = "Order " + orderId + " · PayNotify";
-    const demo = demoButtons(orderId);
+    const emulated = new URLSearchParams(location.hash.slice(1)).get("emulated") === "wechatpay";
+    $("sandbox-outcomes").hidden = emulated;
+    $("lost-callback").hidden = !emulated;
+    const demo = emulated ? lostCallbackButton(orderId) : demoButtons(orderId);
 
     const token =
       new URLSearchParams(location.hash.slice(1)).get("token") ??
@@ -122,6 +141,7 @@
         showStatus(data.status);
         if (typeof data.amount === "number" && data.currency) {
           $("amount").textContent = formatAmount(data.amount, data.currency);
+          demo.price = { amount: data.amount, currency: data.currency };
         }
       },
       progress(data, event) {
@@ -205,6 +225,39 @@
         buttons.forEach((button) => (button.disabled = true));
       },
     };
+  }
+
+  /**
+   * Pays an emulated WeChat Pay order at the provider emulator, as the shopper's phone would, and
+   * tells the emulator to lose the callback: the page then finishes only because PayNotify asks
+   * WeChat Pay (reconciliation). `price` is set from the order's first status event.
+   */
+  function lostCallbackButton(orderId) {
+    const button = $("pay-lose-callback");
+    const notice = $("lost-callback-notice");
+    const demo = {
+      price: null,
+      finish() {
+        button.disabled = true;
+      },
+    };
+    button.addEventListener("click", async () => {
+      button.disabled = true;
+      showNotice(notice, "");
+      try {
+        const settings = await demoSettings();
+        if (!settings.emulator_url || !demo.price) throw new Error("The provider emulator is not configured.");
+        const trades = settings.emulator_url + "/control/trades";
+        await postJSON(trades, { provider: "wechatpay", order_id: orderId, ...demo.price });
+        await postJSON(trades + "/wechatpay/" + encodeURIComponent(orderId) + "/pay", { callback: "drop" });
+        showNotice(notice, "Paid at WeChat Pay; its callback to PayNotify was lost. PayNotify asks WeChat " +
+          "Pay about the order on its schedule (seconds after creation with make run), and this page finishes.");
+      } catch (failure) {
+        showNotice(notice, failure.message);
+        button.disabled = false;
+      }
+    });
+    return demo;
   }
 
   const match = /^\/checkout\/([^/]+)\/?$/.exec(location.pathname);
