@@ -132,6 +132,8 @@ final class Reconciler: Service, Sendable {
                 answer = try await client.query(trade, now: self.now())
                 self.metrics.providerCall(provider: order.provider, operation: "query", result: "answered")
             } catch {
+                // Shutting down: the step is left to its lease, and no outage is reported.
+                if Task.isCancelled { return }
                 return try await self.failed(claim, operation: "query", error)
             }
             switch self.settings.rules.afterQuery(answer.event, closing: claim.closing?.reason) {
@@ -147,7 +149,8 @@ final class Reconciler: Service, Sendable {
                 try await self.close(claim, client: client, trade: trade)
             }
         } catch {
-            // The database: the lease runs out and the step is taken again.
+            // The database (or shutdown): the lease runs out and the step is taken again.
+            if Task.isCancelled { return }
             self.logger.warning(
                 "reconciliation step not recorded; it is retried after its lease",
                 metadata: ["order": "\(order.id)", "error": "\(error)"]
@@ -209,6 +212,7 @@ final class Reconciler: Service, Sendable {
             result = try await client.close(trade, now: now)
             self.metrics.providerCall(provider: order.provider, operation: "close", result: "answered")
         } catch {
+            if Task.isCancelled { return }
             return try await self.failed(claim, operation: "close", error)
         }
         switch result {
