@@ -1,16 +1,16 @@
 #!/usr/bin/env python3
 """bench/run.sh's reconciliation run: orders whose callbacks are all lost, found by asking.
 
-    reconcile.py run SERVER_URL API_KEY EMULATOR_URL DB_URL PSQL ORDERS RATE FIRST_STEP_S TIMEOUT_S
+    reconcile.py run SERVER_URL API_KEY EMULATOR_URL DB_URL PSQL ORDERS RATE SCHEDULE_S TIMEOUT_S
 
 Creates ORDERS WeChat Pay orders through the merchant API (16 at a time), opens each one's trade at
 the provider emulator and pays it there with its callback dropped, then waits until every order is
 `succeeded` (asked through psql). Prints one JSON object:
   orders, succeeded, found_max_s / found_p50_s (creation -> succeeded, from the orders' own
-  timestamps), bound_s (FIRST_STEP_S + ORDERS / RATE + 2: the first step, the queries the rate
-  limit lets through, and the reconciler's one-second look), queries (the emulator's call log),
+  timestamps), rate and schedule_s (the server's settings: queries a second, and the schedule's
+  steps after creation, SCHEDULE_S such as 5,60,300), queries (the emulator's call log),
   max_queries_per_order, max_queries_in_1s (the busiest one-second window of query arrivals),
-  rate_limit (RATE + the burst of 5), setup_s.
+  setup_s. bench/summary.py judges them against bench/targets.json.
 Python 3 standard library only.
 """
 
@@ -48,7 +48,7 @@ def pay_one(server, key, emulator):
     return order["id"]
 
 
-def run(server, key, emulator, db_url, psql, orders, rate, first_step, timeout):
+def run(server, key, emulator, db_url, psql, orders, rate, schedule, timeout):
     call(emulator + "/control/calls", method="DELETE")
     started = time.monotonic()
     with concurrent.futures.ThreadPoolExecutor(max_workers=16) as pool:
@@ -81,11 +81,11 @@ def run(server, key, emulator, db_url, psql, orders, rate, first_step, timeout):
         "succeeded": succeeded,
         "found_max_s": float(found[0]) if found else None,
         "found_p50_s": float(found[1]) if len(found) > 1 else None,
-        "bound_s": round(first_step + orders / rate + 2, 2),
+        "rate": rate,
+        "schedule_s": schedule,
         "queries": len(queries),
         "max_queries_per_order": max(per_order.values()) if per_order else 0,
         "max_queries_in_1s": busiest,
-        "rate_limit": rate + 5,
         "setup_s": round(setup, 1),
         "ids_created": len(ids),
     }
@@ -94,8 +94,9 @@ def run(server, key, emulator, db_url, psql, orders, rate, first_step, timeout):
 def main(argv):
     if argv[:1] == ["run"] and len(argv) == 10:
         server, key, emulator, db_url, psql = argv[1:6]
-        orders, rate, first_step, timeout = int(argv[6]), float(argv[7]), float(argv[8]), float(argv[9])
-        print(json.dumps(run(server, key, emulator, db_url, psql, orders, rate, first_step, timeout), sort_keys=True))
+        orders, rate, timeout = int(argv[6]), float(argv[7]), float(argv[9])
+        schedule = [float(step) for step in argv[8].split(",")]
+        print(json.dumps(run(server, key, emulator, db_url, psql, orders, rate, schedule, timeout), sort_keys=True))
         return 0
     print(__doc__.strip(), file=sys.stderr)
     return 2

@@ -127,6 +127,11 @@ done
 case $BENCH_PINNED in auto | 0 | 1) ;; *) warn "BENCH_PINNED must be auto, 1 or 0, not '$BENCH_PINNED'"; exit 1 ;; esac
 case $BENCH_MERCHANT in 0 | 1 | only) ;; *) warn "BENCH_MERCHANT must be 1, 0 or only, not '$BENCH_MERCHANT'"; exit 1 ;; esac
 case $BENCH_RECONCILE in 0 | 1 | only) ;; *) warn "BENCH_RECONCILE must be 1, 0 or only, not '$BENCH_RECONCILE'"; exit 1 ;; esac
+# The reconciliation run alone: no merchant runs and no pinned pass either.
+if [ "$BENCH_RECONCILE" = only ]; then
+    BENCH_MERCHANT=0
+    BENCH_PINNED=0
+fi
 
 # ---- Processes this script started, and their cleanup -----------------------------------------------
 CHILD=""          # the bounded step running now (a `timeout` process)
@@ -587,7 +592,7 @@ reconcile_phase() {
     )
     restart_server || { SERVER_ENV=("${saved[@]}"); FAILED+=(reconcile); stop_pid EMULATOR_PID; return 0; }
     line=$(bounded 900 python3 bench/reconcile.py run "$SERVER_URL" "$API_KEY" "http://127.0.0.1:$port" "$DB_URL" \
-        "$PSQL" "$BENCH_RECONCILE_ORDERS" "$BENCH_RECONCILE_RATE" 5 600) || line=""
+        "$PSQL" "$BENCH_RECONCILE_ORDERS" "$BENCH_RECONCILE_RATE" 5,60,300 600) || line=""
     SERVER_ENV=("${saved[@]}")
     stop_server
     stop_pid EMULATOR_PID
@@ -773,6 +778,7 @@ python3 bench/record.py settings "$SETTINGS" seconds="$BENCH_SECONDS" rate="$BEN
     pgbench_notify="$([ "$BENCH_PGBENCH_NOTIFY" = 1 ] && echo true || echo false)" \
     database="$durability" postgresql="$pg_version" cpus="$(nproc)" clk_tck="$CLK_TCK" \
     only_pgbench="$only_pgbench" budget_s="$BENCH_BUDGET" merchant="\"$BENCH_MERCHANT\"" backlog="$BENCH_BACKLOG" \
+    reconcile="\"$BENCH_RECONCILE\"" reconcile_orders="$BENCH_RECONCILE_ORDERS" reconcile_rate="$BENCH_RECONCILE_RATE" \
     pinned="{\"enabled\": $([ "$PINNED" = 1 ] && echo true || echo false), \"db_cpus\": \"$BENCH_PIN_DB_CPU\",
         \"client_cpus\": \"$BENCH_PIN_CLIENT_CPU\", \"verified\": false}"
 
@@ -816,10 +822,6 @@ else
     restart_server
     loadgen reconnect 180 reconnect --streams "$BENCH_RECONNECT" --rate "$BENCH_RECONNECT_RATE"
     stop_server
-fi
-if [ "$BENCH_RECONCILE" = only ]; then
-    BENCH_MERCHANT=0
-    PINNED=0
 fi
 if [ "$BENCH_RECONCILE" != 0 ] && [ "$BENCH_ONLY_PGBENCH" != 1 ]; then reconcile_phase; fi
 if [ "$BENCH_MERCHANT" != 0 ] && [ "$BENCH_ONLY_PGBENCH" != 1 ]; then merchant_phase; fi

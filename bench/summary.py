@@ -133,11 +133,43 @@ class Summary:
 
     def build(self):
         merchant = str(self.settings.get("merchant", "1"))
+        reconcile = str(self.settings.get("reconcile", "0"))
+        if reconcile == "only":
+            self.reconcile_rows()
+            return self.rows
         if merchant != "only":
             self.service_rows()
         if merchant != "0":
             self.merchant_rows()
+        if reconcile != "0":
+            self.reconcile_rows()
         return self.rows
+
+    def reconcile_rows(self):
+        t = self.t
+        r = self.ok("reconcile_lost_callbacks")
+        orders, found = get(r, "orders"), get(r, "succeeded")
+        self.add("reconcile", "lost callbacks found paid", found, orders, None,
+                 f"{num(found, digits=0)} of {num(orders, digits=0)}", "-", "all",
+                 verdict(None if found is None or orders is None else found >= orders), "reconcile_found")
+        slowest, rate, steps = get(r, "found_max_s"), get(r, "rate"), get(r, "schedule_s")
+        bound = None if None in (orders, rate, steps) else steps[0] + orders / rate + t["reconcile_look_s"]
+        self.add("reconcile", "creation -> found, slowest (s)", slowest, bound, ratio_of(slowest, bound),
+                 f"{num(slowest, ' s', 1)} (median {num(get(r, 'found_p50_s'), ' s', 1)})",
+                 "-" if bound is None else f"{num(bound, ' s', 1)} bound",
+                 "<= first step + orders / rate + look",
+                 verdict(None if slowest is None or bound is None else slowest <= bound), "reconcile_found_within")
+        most = get(r, "max_queries_per_order")
+        allowed = None if slowest is None or steps is None else sum(1 for step in steps if step <= slowest)
+        self.add("reconcile", "queries per order, most", most, allowed, None, num(most, digits=0),
+                 "-" if allowed is None else f"{allowed} steps had come", "<= the schedule's steps",
+                 verdict(None if most is None or allowed is None else most <= max(1, allowed)), "reconcile_queries")
+        busiest = get(r, "max_queries_in_1s")
+        limit = None if rate is None else rate + t["reconcile_burst"]
+        self.add("reconcile", "queries in the busiest second", busiest, limit, ratio_of(busiest, limit),
+                 num(busiest, digits=0), "-" if limit is None else f"{num(limit, digits=0)} allowed",
+                 "<= rate + burst", verdict(None if busiest is None or limit is None else busiest <= limit),
+                 "reconcile_rate")
 
     def merchant_rows(self):
         t = self.t
@@ -322,6 +354,8 @@ def main(argv=None):
                    "merchant")
         print_rows(rows, "pinned (PostgreSQL alone on its CPU; the service, its load and pgbench on the other)",
                    "pinned")
+        print_rows(rows, "reconciliation (orders whose callbacks are all lost, asked about at the provider emulator)",
+                   "reconcile")
 
     summary = {
         "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

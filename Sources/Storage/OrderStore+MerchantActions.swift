@@ -78,7 +78,8 @@ extension OrderStore {
 
     /// Expires up to `limit` pending orders whose deadline passed, oldest first, and returns how many.
     /// Orders of the `reconciled` providers are left to the reconciler, which closes the payment
-    /// at the provider first.
+    /// at the provider first, unless the reconciler will never look at them: made while their
+    /// provider had no API credentials, they have no `reconcile_at`.
     ///
     /// Safe with many instances sweeping at once: `FOR UPDATE SKIP LOCKED` gives each order to one
     /// sweeper, and the state machine re-checks the status under the lock.
@@ -87,7 +88,8 @@ extension OrderStore {
             let due = try connection.query(
                 """
                 SELECT \(Self.orderColumns) FROM orders
-                WHERE status = 'pending' AND expires_at <= now() AND provider <> ALL($2::text[])
+                WHERE status = 'pending' AND expires_at <= now()
+                    AND (provider <> ALL($2::text[]) OR reconcile_at IS NULL)
                 ORDER BY expires_at LIMIT $1
                 FOR UPDATE SKIP LOCKED
                 """,

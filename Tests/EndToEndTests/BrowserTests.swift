@@ -1,5 +1,6 @@
 import Foundation
 import PayNotifyClient
+import ProviderEmulator
 import TestSupport
 import Testing
 
@@ -51,6 +52,68 @@ struct BrowserTests {
                 try screenshot.write(
                     to: try TestEnvironment.artifactsDirectory().appendingPathComponent("checkout-succeeded.png")
                 )
+            }
+        }
+    }
+
+    /// The demo's "Pay, but lose the callback": Chromium creates an emulated WeChat Pay order, pays
+    /// it at the provider emulator from the page (its callback dropped), and the page still
+    /// finishes `succeeded`, because the service asked WeChat Pay. The screenshot is left in the
+    /// test artifacts (`checkout-lost-callback.png`).
+    @Test func theDemoShowsReconciliationFinishingThePage() async throws {
+        let keys = EmulatedProviderKeys.shared
+        let emulatorPort = try TestEnvironment.freePort()
+        var settings = keys.serviceSettings(emulatorPort: emulatorPort)
+        settings.merge([
+            "PAYNOTIFY_DEMO": "true", "PAYNOTIFY_DEMO_EMULATOR_URL": "http://127.0.0.1:\(emulatorPort)",
+            "PAYNOTIFY_RECONCILE_AFTER": "2s", "PAYNOTIFY_RECONCILE_EVERY": "1s",
+        ]) { $1 }
+        try await Deployment.run(settings: settings) { deployment in
+            let emulator = keys.emulatorConfiguration(servicePort: deployment.nginxPort, port: emulatorPort)
+            try await EmulatedProviders.serve(configuration: emulator) { _ in
+                try await WebDriver.run(logDirectory: deployment.directory) { browser in
+                    try await browser.navigate(to: "http://127.0.0.1:\(deployment.nginxPort)/")
+                    try await Self.waitFor(
+                        browser,
+                        "the emulated order's button",
+                        #"String(document.getElementById("create-emulated-order").hidden)"#,
+                        "false"
+                    )
+                    _ = try await browser.execute(#"document.getElementById("create-emulated-order").click();"#)
+                    try await Self.waitFor(
+                        browser,
+                        "the lost-callback button",
+                        #"String(document.getElementById("lost-callback").hidden)"#,
+                        "false"
+                    )
+                    try await Self.waitFor(
+                        browser,
+                        "the snapshot",
+                        #"document.getElementById("status").textContent"#,
+                        "pending"
+                    )
+                    _ = try await browser.execute(#"document.getElementById("pay-lose-callback").click();"#)
+                    try await eventually(within: .seconds(30), "the page to finish by reconciliation") {
+                        try await browser.execute("return document.body.dataset.finished;") as? String == "true"
+                    }
+                    #expect(
+                        try await browser.execute(#"return document.getElementById("status").textContent;"#)
+                            as? String == "succeeded"
+                    )
+                    let notice =
+                        try await browser.execute(
+                            #"return document.getElementById("lost-callback-notice").textContent;"#
+                        )
+                        as? String
+                    #expect(notice?.contains("callback") == true, "\(notice ?? "no notice")")
+                    try await Task.sleep(for: .milliseconds(600))  // the progress bar's transition to 100 %
+                    let screenshot = try await browser.screenshot()
+                    try screenshot.write(
+                        to: try TestEnvironment.artifactsDirectory().appendingPathComponent(
+                            "checkout-lost-callback.png"
+                        )
+                    )
+                }
             }
         }
     }

@@ -133,8 +133,8 @@ import _CryptoExtras
             case "unknown serial": Self.signed(200, Self.paid, key: TestKeys.stranger, serial: "PUB_KEY_ID_OTHER")
             case "tampered":
                 Self.signed(200, Self.paid, signedBody: Self.paid.replacingOccurrences(of: "SUCCESS", with: "NOTPAY"))
-            case "stale": Self.signed(200, Self.paid, age: 310)
-            default: Self.signed(200, Self.paid, age: -310)
+            case "stale": Self.signed(200, Self.paid, age: 3_600)
+            default: Self.signed(200, Self.paid, age: -3_600)
             }
         try await withClient(Self.client, answering: Self.checking { _, _ in response }) {
             client,

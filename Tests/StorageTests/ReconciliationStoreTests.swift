@@ -146,6 +146,19 @@ struct ReconciliationStoreTests {
         }
     }
 
+    /// An order made while its provider could not be asked (no `reconcile_at`) still expires by the
+    /// sweeper once the provider is reconciled: the reconciler would never look at it.
+    @Test func anOrderTheReconcilerNeverLooksAtStillExpires() async throws {
+        try await withStore { store, database in
+            var unreconciled = reconciledOrder(expiresIn: 60)
+            unreconciled.firstQueryAfter = nil
+            let order = try await make(store, unreconciled)
+            try await age(database, order.id, by: 61)
+            #expect(try await store.expireDueOrders(limit: 10, reconciled: [.wechatpay]) == 1)
+            #expect(try await store.order(id: order.id)?.status == .expired)
+        }
+    }
+
     /// A merchant's cancel starts closing; finishing cancels a pending order only, and giving up
     /// raises close_failed; an order paid meanwhile stays paid.
     @Test func closingEndsOnlyAPendingOrder() async throws {
