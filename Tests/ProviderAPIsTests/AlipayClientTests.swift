@@ -16,7 +16,9 @@ import _CryptoExtras
                 gatewayURL: ProviderBaseURL(baseURL + "/gateway.do", allowPlainHTTP: true),
                 appID: "2021000122671080",
                 appPrivateKey: TestKeys.alipayApp,
-                alipayPublicKeys: [TestKeys.alipay.publicKey]
+                alipayPublicKeys: [TestKeys.alipay.publicKey],
+                // Long, as WeChatPayClientTests.client explains.
+                timeout: .seconds(60)
             ),
             http: http
         )

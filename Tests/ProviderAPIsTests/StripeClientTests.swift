@@ -10,7 +10,13 @@ import Testing
 
     static func client(_ baseURL: String, _ http: ProviderHTTP) throws -> StripeClient {
         try StripeClient(
-            configuration: .init(baseURL: baseURL, allowPlainHTTP: true, secretKey: "sk_test_123"),
+            // Long, as WeChatPayClientTests.client explains.
+            configuration: .init(
+                baseURL: baseURL,
+                allowPlainHTTP: true,
+                secretKey: "sk_test_123",
+                timeout: .seconds(60)
+            ),
             http: http
         )
     }
