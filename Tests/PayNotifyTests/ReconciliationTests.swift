@@ -87,7 +87,7 @@ extension LoopbackHTTPClient {
     }
 
     /// The order's status, asked until it is `status` (or `timeout` passes); the last one seen.
-    fileprivate func status(of order: String, becomes status: String, within timeout: Duration = .seconds(15))
+    fileprivate func status(of order: String, becomes status: String, within timeout: Duration = .seconds(45))
         async throws -> String
     {
         let deadline = ContinuousClock.now + timeout
@@ -274,7 +274,7 @@ struct ReconciliationTests {
                 #"{"provider":"wechatpay","fault":"error_5xx","count":1000}"#
             )
             try await expire(order.id, in: database)
-            #expect(try await service.status(of: order.id, becomes: "expired", within: .seconds(30)) == "expired")
+            #expect(try await service.status(of: order.id, becomes: "expired", within: .seconds(60)) == "expired")
             #expect(try await alerts("close_failed", order: order.id, in: database) == 1)
             #expect(try await alerts("provider_unavailable", in: database) >= 1)
         }

@@ -26,7 +26,7 @@ final class CallbackReceiver: Sendable {
     var received: [Received] { self.state.withLock { $0.received } }
 
     /// The callbacks received, once there are at least `count` or `timeout` passed.
-    func waitFor(_ count: Int, timeout: Duration = .seconds(5)) async throws -> [Received] {
+    func waitFor(_ count: Int, timeout: Duration = .seconds(30)) async throws -> [Received] {
         let deadline = ContinuousClock.now + timeout
         while self.received.count < count, ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(20))

@@ -109,7 +109,7 @@ struct EmulatorClient: Sendable {
         _ target: String,
         headers: [(String, String)] = [],
         body: [UInt8] = [],
-        timeout: TimeAmount = .seconds(10)
+        timeout: TimeAmount = .seconds(60)
     ) async throws -> Answer {
         var request = HTTPClientRequest(url: "http://127.0.0.1:\(self.port)\(target)")
         request.method = HTTPMethod(rawValue: method.rawValue)

@@ -95,18 +95,20 @@ struct MerchantWebhookStoreTests {
         try await withWebhookStore { store, database in
             try await database.insertMessages(endpoint: try await store.testEndpoint(), count: 1, seed: "lease")
             func claim() async throws -> [ClaimedMessage] {
-                try await store.claimDue(limit: 10, perEndpoint: 10, inFlight: [:], lease: .seconds(1))
+                // Seconds, not less: a busy machine (the start of the test run) can pause between two
+                // steps for longer than a short lease or retry delay.
+                try await store.claimDue(limit: 10, perEndpoint: 10, inFlight: [:], lease: .seconds(3))
             }
             let first = try await claim()
             #expect(first.count == 1)
             #expect(try await claim().isEmpty, "claimed again while leased")
-            try await Task.sleep(for: .milliseconds(1_200))
+            try await Task.sleep(for: .milliseconds(3_200))
             let again = try await claim()
             #expect(again.map(\.id) == first.map(\.id), "a lease that ran out frees the message")
             #expect(try await store.nextDue() == nil, "a leased message is nobody's next due")
 
             let retry = AttemptOutcome(
-                next: .retry(after: .milliseconds(300)),
+                next: .retry(after: .seconds(3)),
                 statusCode: 503,
                 responseBody: nil,
                 error: nil,
@@ -115,8 +117,8 @@ struct MerchantWebhookStoreTests {
             try await store.record([(retry, try #require(again.first))], disableAfter: .seconds(86_400))
             #expect(try await claim().isEmpty, "due again only after its retry delay")
             let due = try #require(try await store.nextDue())
-            #expect(due.timeIntervalSinceNow > 0 && due.timeIntervalSinceNow < 1)
-            try await Task.sleep(for: .milliseconds(400))
+            #expect(due.timeIntervalSinceNow > 0 && due.timeIntervalSinceNow < 3.5)
+            try await Task.sleep(for: .milliseconds(3_200))
             #expect(try await claim().count == 1, "written, the outcome ends the lease")
         }
     }
