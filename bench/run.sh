@@ -23,7 +23,10 @@
 #   5. the merchant webhook runs (merchant_phase: intake with and without an endpoint, pgbench with
 #      the outbox insert, delivery latency at BENCH_RATE, a hanging endpoint, a backlog's drain);
 #   5b. the reconciliation run (reconcile_phase: orders whose callbacks are lost, found by asking the
-#      provider emulator, with the queries counted against the schedule and the rate limit);
+#      provider emulator, with the queries counted against the schedule and the rate limit); with
+#      BENCH_RECONCILE=1 the emulator starts before step 4 and every server reconciles all three
+#      providers against it, so the intake and stream figures are measured with the reconciler on;
+#      before it, BENCH_AB_PAIRS pairs of intake and stream runs with the reconciler off, then on;
 #   6. pinned (BENCH_PINNED): restarts the cluster under `taskset -c BENCH_PIN_DB_CPU` (the
 #      postmaster and every backend on that CPU, checked with `taskset -p`), and runs the throughput
 #      runs again with the server, the load generator and pgbench (both scripts) under
@@ -51,7 +54,7 @@
 # BENCH_BUILD_TIMEOUT, BENCH_SKIP_BUILD, BENCH_BIN_DIR (.build/release), BENCH_ONLY_PGBENCH,
 # BENCH_FAIL_ON_MISS, BENCH_MERCHANT (1, 0, or `only`: the merchant webhook runs and nothing else),
 # BENCH_BACKLOG, BENCH_RECONCILE (1, 0, or `only`), BENCH_RECONCILE_ORDERS (10000),
-# BENCH_RECONCILE_RATE (200). The values are in "Knobs" below.
+# BENCH_RECONCILE_RATE (200), BENCH_AB_PAIRS (2). The values are in "Knobs" below.
 #
 # BENCH_ONLY_PGBENCH=1 runs only the cluster, the migrations (applied with psql), the seed and the
 # pgbench runs (pinned ones included): no Swift binary is needed. The run is bounded: every step has
@@ -86,6 +89,7 @@ BENCH_MERCHANT=${BENCH_MERCHANT:-1}                # 1: the merchant webhook run
 BENCH_RECONCILE=${BENCH_RECONCILE:-1}             # 1: the reconciliation run; 0: none; only: nothing else
 BENCH_RECONCILE_ORDERS=${BENCH_RECONCILE_ORDERS:-10000} # orders whose callbacks are lost, in that run
 BENCH_RECONCILE_RATE=${BENCH_RECONCILE_RATE:-200}  # its WeChat Pay rate limit, queries a second
+BENCH_AB_PAIRS=${BENCH_AB_PAIRS:-2}                # reconciler off/on pairs of intake and stream runs (0: none)
 BENCH_BACKLOG=${BENCH_BACKLOG:-100000}             # messages in the merchant backlog drain run
 # Seconds for everything after the build; by default 1200 + 30 x BENCH_SECONDS: 25 timed runs (30
 # leaves some slack), the set-up of the stream runs (their orders), the servers' and the clusters'
@@ -120,7 +124,7 @@ warn() { printf 'bench: %s\n' "$*" >&2; }
 for knob in BENCH_SECONDS BENCH_RATE BENCH_CONCURRENCY BENCH_CONCURRENCY_LOW BENCH_STREAMS BENCH_DELIVER_STREAMS \
     BENCH_FANOUT BENCH_RECONNECT BENCH_RECONNECT_RATE BENCH_POOL BENCH_PGBENCH_ORDERS BENCH_PGBENCH_THREADS \
     BENCH_BUILD_TIMEOUT BENCH_PIN_DB_CPU BENCH_PIN_CLIENT_CPU BENCH_BACKLOG BENCH_BUDGET BENCH_RECONCILE_ORDERS \
-    BENCH_RECONCILE_RATE; do
+    BENCH_RECONCILE_RATE BENCH_AB_PAIRS; do
     [ "$knob" = BENCH_BUDGET ] && [ -z "$BENCH_BUDGET" ] && BENCH_BUDGET=$((1200 + 30 * BENCH_SECONDS))
     [[ ${!knob} =~ ^[0-9]+$ ]] || { warn "$knob must be a whole number, not '${!knob}'"; exit 1; }
 done
@@ -138,7 +142,8 @@ CHILD=""          # the bounded step running now (a `timeout` process)
 SERVER_PID=""
 SERVER_URL=""
 RECEIVER_PID=""   # the merchant runs' receiver (`paynotify listen`)
-EMULATOR_PID=""   # the reconciliation run's provider emulator (`paynotify emulate-providers`)
+EMULATOR_PID=""   # the provider emulator (`paynotify emulate-providers`)
+EMULATOR_URL=""
 HANG_PID=""       # and their hanging endpoint (bench/merchant.py hang)
 CLUSTER_STARTED=0
 FAILED=()         # runs that produced no figures
@@ -281,6 +286,10 @@ SERVER_ENV=(
     PAYNOTIFY_WEBHOOK_ALLOWED_CIDRS=127.0.0.0/8
 )
 
+# The reconciler's settings the server starts with, on top of SERVER_ENV: none, or every provider
+# against the emulator (start_emulator's PROVIDER_ENV).
+RECONCILER_ENV=()
+
 # start_server: `paynotify serve` on a free loopback port (under PIN in the pinned phase); waits for
 # GET /readyz. SERVER_PID is paynotify's own pid (taskset and env exec it).
 start_server() {
@@ -289,7 +298,7 @@ start_server() {
     [ -n "$port" ] || { warn "no free port on 127.0.0.1"; return 1; }
     printf '=== %s: paynotify serve on 127.0.0.1:%s%s ===\n' "$(date -u +%FT%TZ)" "$port" \
         "${PIN:+ (${PIN[*]})}" >>"$OUT/server.log"
-    "${PIN[@]}" env DATABASE_URL="$DB_URL" PAYNOTIFY_PORT="$port" "${SERVER_ENV[@]}" \
+    "${PIN[@]}" env DATABASE_URL="$DB_URL" PAYNOTIFY_PORT="$port" "${SERVER_ENV[@]}" "${RECONCILER_ENV[@]}" \
         "$PAYNOTIFY" serve </dev/null >>"$OUT/server.log" 2>&1 &
     SERVER_PID=$!
     SERVER_URL=http://127.0.0.1:$port
@@ -556,50 +565,92 @@ delivered_latency() {
 # server asking (first step 5 s after creation, BENCH_RECONCILE_RATE queries a second);
 # bench/reconcile.py measures creation -> succeeded, counts the queries the emulator received per
 # order and in the busiest second, and says whether they stayed within the schedule and the limit.
-reconcile_phase() {
-    local keys=$OUT/keys port status="" line
-    say "reconciliation: $BENCH_RECONCILE_ORDERS orders whose callbacks are lost, at $BENCH_RECONCILE_RATE queries/s"
+# start_emulator: `paynotify emulate-providers` on a free loopback port (keys made with openssl in
+# .build-bench/keys), and PROVIDER_ENV: the server settings that reconcile all three providers
+# against it. Idempotent: a second call finds it running.
+PROVIDER_ENV=()
+start_emulator() {
+    local keys=$OUT/keys port status=""
+    [ -n "$EMULATOR_PID" ] && return 0
     mkdir -p "$keys"
     for name in wechatpay-platform alipay wechatpay-merchant alipay-app; do
         [ -f "$keys/$name-private.pem" ] && continue
-        openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$keys/$name-private.pem" 2>/dev/null &&
-            openssl pkey -in "$keys/$name-private.pem" -pubout -out "$keys/$name-public.pem" ||
-            { warn "reconciliation: could not make the keys"; FAILED+=(reconcile); return 0; }
+        if ! openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$keys/$name-private.pem" 2>/dev/null ||
+            ! openssl pkey -in "$keys/$name-private.pem" -pubout -out "$keys/$name-public.pem"; then
+            warn "the provider emulator: could not make the keys"
+            return 1
+        fi
     done
-    local provider_env=(
+    local shared_env=(
         PAYNOTIFY_WECHATPAY_MCHID=1900000000 PAYNOTIFY_WECHATPAY_APIV3_KEY=bench-apiv3-key-0123456789abcdef
         PAYNOTIFY_WECHATPAY_PLATFORM_KEYS="BENCH_PLATFORM=$keys/wechatpay-platform-public.pem"
         PAYNOTIFY_ALIPAY_APP_ID=2021000000000000 PAYNOTIFY_STRIPE_API_KEY=sk_test_bench_0123456789
         PAYNOTIFY_STRIPE_SECRETS=whsec_bench_stripe_secret
     )
-    port=$(python3 bench/netutil.py free-port) || { FAILED+=(reconcile); return 0; }
-    # Its callbacks are all dropped here, so where they would go does not matter.
-    env "${provider_env[@]}" "$PAYNOTIFY" emulate-providers --port "$port" --keys "$keys" \
+    port=$(python3 bench/netutil.py free-port) || return 1
+    # Its callbacks are all dropped in the reconciliation run, so where they would go does not matter.
+    env "${shared_env[@]}" "$PAYNOTIFY" emulate-providers --port "$port" --keys "$keys" \
         --webhook-url http://127.0.0.1:9 </dev/null >>"$OUT/emulator.log" 2>&1 &
     EMULATOR_PID=$!
+    EMULATOR_URL=http://127.0.0.1:$port
     for _ in $(seq 1 100); do
-        status=$(http_status "http://127.0.0.1:$port/control/calls")
+        status=$(http_status "$EMULATOR_URL/control/calls")
         [ "$status" = 200 ] && break
         sleep 0.1
     done
-    [ "$status" = 200 ] || { warn "reconciliation: the emulator did not start"; FAILED+=(reconcile); stop_pid EMULATOR_PID; return 0; }
-    local saved=("${SERVER_ENV[@]}")
-    SERVER_ENV+=(
-        "${provider_env[@]}" PAYNOTIFY_WECHATPAY_MERCHANT_SERIAL=BENCH_MERCHANT
+    [ "$status" = 200 ] || { warn "the provider emulator did not start"; stop_pid EMULATOR_PID; return 1; }
+    PROVIDER_ENV=(
+        "${shared_env[@]}" PAYNOTIFY_WECHATPAY_MERCHANT_SERIAL=BENCH_MERCHANT
         PAYNOTIFY_WECHATPAY_MERCHANT_KEY="$keys/wechatpay-merchant-private.pem"
-        PAYNOTIFY_WECHATPAY_API_URL="http://127.0.0.1:$port" PAYNOTIFY_WECHATPAY_RATE_LIMIT="$BENCH_RECONCILE_RATE"
-        PAYNOTIFY_ALIPAY_PUBLIC_KEY="$keys/alipay-public.pem" PAYNOTIFY_RECONCILE_AFTER=5s,1m,5m
+        PAYNOTIFY_WECHATPAY_API_URL="$EMULATOR_URL" PAYNOTIFY_ALIPAY_PUBLIC_KEY="$keys/alipay-public.pem"
+        PAYNOTIFY_ALIPAY_APP_PRIVATE_KEY="$keys/alipay-app-private.pem" PAYNOTIFY_ALIPAY_GATEWAY_URL="$EMULATOR_URL/gateway.do"
+        PAYNOTIFY_STRIPE_API_URL="$EMULATOR_URL"
     )
-    restart_server || { SERVER_ENV=("${saved[@]}"); FAILED+=(reconcile); stop_pid EMULATOR_PID; return 0; }
-    line=$(bounded 900 python3 bench/reconcile.py run "$SERVER_URL" "$API_KEY" "http://127.0.0.1:$port" "$DB_URL" \
+    say "provider emulator pid $EMULATOR_PID on $EMULATOR_URL"
+}
+
+reconcile_phase() {
+    local line
+    say "reconciliation: $BENCH_RECONCILE_ORDERS orders whose callbacks are lost, at $BENCH_RECONCILE_RATE queries/s"
+    start_emulator || { FAILED+=(reconcile); return 0; }
+    local saved=("${RECONCILER_ENV[@]}")
+    RECONCILER_ENV=(
+        "${PROVIDER_ENV[@]}" PAYNOTIFY_WECHATPAY_RATE_LIMIT="$BENCH_RECONCILE_RATE" PAYNOTIFY_RECONCILE_AFTER="5s,1m,5m"
+    )
+    restart_server || { RECONCILER_ENV=("${saved[@]}"); FAILED+=(reconcile); return 0; }
+    line=$(bounded 900 python3 bench/reconcile.py run "$SERVER_URL" "$API_KEY" "$EMULATOR_URL" "$DB_URL" \
         "$PSQL" "$BENCH_RECONCILE_ORDERS" "$BENCH_RECONCILE_RATE" 5,60,300 600) || line=""
-    SERVER_ENV=("${saved[@]}")
+    RECONCILER_ENV=("${saved[@]}")
     stop_server
-    stop_pid EMULATOR_PID
     [ -n "$line" ] || { warn "reconciliation: no figures"; FAILED+=(reconcile); return 0; }
     say "reconciliation: $line"
-    python3 bench/record.py figures --results "$RESULTS" --run reconcile_lost_callbacks --benchmark reconcile \
-        $(python3 -c 'import json,sys; print(" ".join(f"{k}={json.dumps(v)}" for k, v in json.loads(sys.argv[1]).items()))' "$line")
+    local fields
+    read -ra fields <<<"$(python3 -c 'import json, sys
+print(" ".join(k + "=" + json.dumps(v, separators=(",", ":")) for k, v in json.loads(sys.argv[1]).items()))' "$line")"
+    python3 bench/record.py figures --results "$RESULTS" --run reconcile_lost_callbacks --benchmark reconcile "${fields[@]}"
+}
+
+# reconciler_ab_phase: intake (throughput at BENCH_CONCURRENCY) and streams (deliver at BENCH_RATE)
+# with the reconciler off, then on (every provider against the emulator), alternated BENCH_AB_PAIRS
+# times on one cluster and one binary: whether a configured reconciler costs webhooks or streams
+# anything, measured head to head rather than against another day's run.
+reconciler_ab_phase() {
+    local saved=("${RECONCILER_ENV[@]}") pair mode c=$BENCH_CONCURRENCY
+    say "reconciler off and on, alternated: $BENCH_AB_PAIRS pairs"
+    start_emulator || { FAILED+=(reconciler_ab); return 0; }
+    for pair in $(seq 1 "$BENCH_AB_PAIRS"); do
+        for mode in off on; do
+            RECONCILER_ENV=()
+            [ "$mode" = on ] && RECONCILER_ENV=("${PROVIDER_ENV[@]}")
+            restart_server || { FAILED+=("ab_${mode}_$pair"); continue; }
+            loadgen "ab_${mode}_${pair}_throughput_c$c" $((BENCH_SECONDS + 90)) \
+                throughput --concurrency "$c" --seconds "$BENCH_SECONDS"
+            loadgen "ab_${mode}_${pair}_deliver_r$BENCH_RATE" $((BENCH_SECONDS + 180)) \
+                deliver --streams "$BENCH_DELIVER_STREAMS" --rate "$BENCH_RATE" --seconds "$BENCH_SECONDS"
+        done
+    done
+    RECONCILER_ENV=("${saved[@]}")
+    stop_server
 }
 
 # merchant_phase: the merchant webhook runs on a fresh server, against `paynotify listen --quiet` on
@@ -778,7 +829,7 @@ python3 bench/record.py settings "$SETTINGS" seconds="$BENCH_SECONDS" rate="$BEN
     pgbench_notify="$([ "$BENCH_PGBENCH_NOTIFY" = 1 ] && echo true || echo false)" \
     database="$durability" postgresql="$pg_version" cpus="$(nproc)" clk_tck="$CLK_TCK" \
     only_pgbench="$only_pgbench" budget_s="$BENCH_BUDGET" merchant="\"$BENCH_MERCHANT\"" backlog="$BENCH_BACKLOG" \
-    reconcile="\"$BENCH_RECONCILE\"" reconcile_orders="$BENCH_RECONCILE_ORDERS" reconcile_rate="$BENCH_RECONCILE_RATE" \
+    reconcile="\"$BENCH_RECONCILE\"" reconciler_in_runs="$([ "$BENCH_RECONCILE" = 1 ] && echo true || echo false)" reconcile_orders="$BENCH_RECONCILE_ORDERS" reconcile_rate="$BENCH_RECONCILE_RATE" ab_pairs="$BENCH_AB_PAIRS" \
     pinned="{\"enabled\": $([ "$PINNED" = 1 ] && echo true || echo false), \"db_cpus\": \"$BENCH_PIN_DB_CPU\",
         \"client_cpus\": \"$BENCH_PIN_CLIENT_CPU\", \"verified\": false}"
 
@@ -802,6 +853,11 @@ if [ "$BENCH_ONLY_PGBENCH" = 1 ]; then
 elif [ "$BENCH_MERCHANT" = only ] || [ "$BENCH_RECONCILE" = only ]; then
     say "BENCH_MERCHANT=only or BENCH_RECONCILE=only: that phase only"
 else
+    # With the reconciliation run in this benchmark, the intake and stream runs have every provider
+    # reconciled against the emulator too: their figures are the service's with its reconciler on.
+    if [ "$BENCH_RECONCILE" = 1 ]; then
+        if start_emulator; then RECONCILER_ENV=("${PROVIDER_ENV[@]}"); else FAILED+=(emulator); fi
+    fi
     # pgbench runs while the server is up and idle: its LISTEN connection receives the notify
     # variant's notifications, as it would in production.
     start_server
@@ -823,7 +879,10 @@ else
     loadgen reconnect 180 reconnect --streams "$BENCH_RECONNECT" --rate "$BENCH_RECONNECT_RATE"
     stop_server
 fi
-if [ "$BENCH_RECONCILE" != 0 ] && [ "$BENCH_ONLY_PGBENCH" != 1 ]; then reconcile_phase; fi
+if [ "$BENCH_RECONCILE" != 0 ] && [ "$BENCH_ONLY_PGBENCH" != 1 ]; then
+    [ "$BENCH_AB_PAIRS" -gt 0 ] && reconciler_ab_phase
+    reconcile_phase
+fi
 if [ "$BENCH_MERCHANT" != 0 ] && [ "$BENCH_ONLY_PGBENCH" != 1 ]; then merchant_phase; fi
 if [ "$PINNED" = 1 ] && [ "$BENCH_MERCHANT" != only ]; then pinned_phase; fi
 

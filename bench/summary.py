@@ -142,8 +142,22 @@ class Summary:
         if merchant != "0":
             self.merchant_rows()
         if reconcile != "0":
+            self.ab_rows()
             self.reconcile_rows()
         return self.rows
+
+    def ab_rows(self):
+        """The reconciler off and on, alternated: intake and the streams' p99, pair by pair."""
+        c, rate = self.settings.get("concurrency", [None])[0], self.settings.get("rate")
+        for pair in range(1, int(self.settings.get("ab_pairs", 0)) + 1):
+            off = get(self.ok(f"ab_off_{pair}_throughput_c{c}"), "accepted_per_s")
+            on = get(self.ok(f"ab_on_{pair}_throughput_c{c}"), "accepted_per_s")
+            self.add("reconciler_ab", f"pair {pair}: intake c={c}, on vs off", on, off, ratio_of(on, off),
+                     num(on, "/s"), f"{num(off, '/s')} off", "(info)", "info", f"ab_{pair}_throughput")
+            off = get(self.ok(f"ab_off_{pair}_deliver_r{rate}"), "latency_ms", "p99")
+            on = get(self.ok(f"ab_on_{pair}_deliver_r{rate}"), "latency_ms", "p99")
+            self.add("reconciler_ab", f"pair {pair}: stream p99 at {rate}/s, on vs off", on, off, ratio_of(on, off),
+                     num(on, " ms", 2), f"{num(off, ' ms', 2)} off", "(info)", "info", f"ab_{pair}_deliver")
 
     def reconcile_rows(self):
         t = self.t
@@ -348,12 +362,15 @@ def main(argv=None):
     rows = []
     if not settings.get("only_pgbench"):
         rows = Summary(runs, settings, targets).build()
-        print_rows(rows, "summary (service against pgbench, webhook-pipeline.sql -M prepared, and the targets)",
-                   "unpinned")
+        reconciler = " (every provider reconciled against the emulator)" if settings.get("reconciler_in_runs") else ""
+        print_rows(rows, f"summary{reconciler} (service against pgbench, webhook-pipeline.sql -M prepared, and the "
+                   "targets)", "unpinned")
         print_rows(rows, "merchant webhooks (one endpoint to paynotify listen on loopback; a second that hangs)",
                    "merchant")
         print_rows(rows, "pinned (PostgreSQL alone on its CPU; the service, its load and pgbench on the other)",
                    "pinned")
+        print_rows(rows, "reconciler off, then on (every provider against the emulator), alternated on one cluster",
+                   "reconciler_ab")
         print_rows(rows, "reconciliation (orders whose callbacks are all lost, asked about at the provider emulator)",
                    "reconcile")
 
