@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Checks the deployment files without Docker (`make test` runs it): what docker-compose.yml names
-# exists, the Dockerfile's COPY sources exist and are not .dockerignored, and `nginx -t` accepts
-# deploy/nginx.conf rewritten to loopback exactly as the end-to-end test rewrites it.
+# exists, the Dockerfile's COPY sources exist and are not .dockerignored, `nginx -t` accepts
+# deploy/nginx.conf rewritten to loopback exactly as the end-to-end test rewrites it, and promtool
+# accepts deploy/prometheus (its rules' unit tests included).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -69,17 +70,46 @@ PY
 
 # (c) nginx -t on deploy/nginx.conf rewritten as the end-to-end test does.
 command -v nginx >/dev/null || fail "nginx is not installed, so deploy/nginx.conf cannot be tested (apt-get install -y nginx)"
-for literal in 'server paynotify-1:8080' 'server paynotify-2:8080' 'listen 80;'; do
+for literal in 'server paynotify-1:8080' 'server paynotify-2:8080' 'listen 80;' 'listen 443 ssl http2;' \
+    'ssl_certificate /etc/nginx/tls/fullchain.pem;' 'ssl_certificate_key /etc/nginx/tls/privkey.pem;'; do
     grep -qF "$literal" deploy/nginx.conf || fail "deploy/nginx.conf lacks '$literal', which the end-to-end test rewrites"
 done
 tmp=$(mktemp -d /tmp/check-deploy.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
+scripts/tls-cert.sh "$tmp/tls" >/dev/null
 sed -e 's/paynotify-1:8080/127.0.0.1:18081/' -e 's/paynotify-2:8080/127.0.0.1:18082/' \
-    -e 's/listen 80;/listen 127.0.0.1:18080;/' deploy/nginx.conf >"$tmp/nginx.conf"
-echo "deploy/nginx.conf (upstreams on 127.0.0.1:18081/18082, listening on 127.0.0.1:18080):"
+    -e 's/listen 80;/listen 127.0.0.1:18080;/' -e 's/listen 443 ssl http2;/listen 127.0.0.1:18443 ssl http2;/' \
+    -e "s|/etc/nginx/tls/|$tmp/tls/|" deploy/nginx.conf >"$tmp/nginx.conf"
+echo "deploy/nginx.conf (upstreams on 127.0.0.1:18081/18082, listening on 127.0.0.1:18080 and, TLS, 18443):"
 if ! nginx -t -p "$tmp/" -c "$tmp/nginx.conf" -e "$tmp/error.log" -g "pid $tmp/nginx.pid;" 2>"$tmp/test.log"; then
     cat "$tmp/test.log" "$tmp/error.log" >&2 2>/dev/null || true
     fail "nginx rejects deploy/nginx.conf"
 fi
 sed 's/^/  /' "$tmp/test.log"
+
+# (d) deploy/prometheus: promtool's checks of the configuration and the rules, the rules' unit
+# tests, and the Grafana dashboard is JSON whose every query names a series or rule there is.
+command -v promtool >/dev/null || fail "promtool is not installed (apt-get install -y prometheus)"
+echo "deploy/prometheus:"
+(cd deploy/prometheus && promtool check config prometheus.yml && promtool test rules rules.test.yml) 2>&1 \
+    | grep -v '^$' | sed 's/^/  /'
+[ "${PIPESTATUS[0]}" -eq 0 ] || fail "promtool refuses deploy/prometheus (see above)"
+python3 - <<'PY' || fail "deploy/prometheus/grafana-dashboard.json reads something that is not there (see above)"
+import json, re, subprocess, sys
+dashboard = json.load(open("deploy/prometheus/grafana-dashboard.json"))
+rules = open("deploy/prometheus/rules.yml").read()
+recorded = set(re.findall(r"record: (\S+)", rules))
+exported = set(re.findall(r'"(paynotify_[a-z_]+)"', subprocess.run(
+    ["grep", "-rhoE", '"paynotify_[a-z_]+"', "Sources"], capture_output=True, text=True).stdout))
+failures = 0
+for panel in dashboard["panels"]:
+    for target in panel["targets"]:
+        for name in re.findall(r"\b(paynotify[_:][a-z0-9_:]+)", target["expr"]):
+            base = re.sub(r"_(bucket|sum|count)$", "", name)
+            if name not in recorded and base not in exported:
+                print(f"  FAIL {panel['title']}: {name} is neither exported by Sources nor recorded by rules.yml")
+                failures += 1
+print(f"  grafana-dashboard.json: {len(dashboard['panels'])} panels, {failures} unknown series")
+sys.exit(failures > 0)
+PY
 echo "check-deploy: all deployment files check out"

@@ -12,7 +12,15 @@ public import SSEGateway
 /// (``ConfigurationErrors``), and the command exits 78.
 ///
 /// - Configuration keys:
-///   - `DATABASE_URL` (required): a `postgres://` URL or libpq connection string.
+///   - `DATABASE_URL` (required): a `postgres://` URL or libpq connection string. Several hosts
+///     (`host=a,b port=5432,5432 target_session_attrs=read-write`) reach whichever is the primary.
+///   - `PAYNOTIFY_LISTEN_DATABASE_URL`: the listener's connection, when `DATABASE_URL` goes through
+///     a pooler in transaction mode: a direct or session-mode address, as `LISTEN` needs a session.
+///     Default `DATABASE_URL`.
+///   - `PAYNOTIFY_DB_PREPARED_STATEMENTS`: `auto` (prepared unless a pooler is detected between the
+///     service and PostgreSQL), `true` or `false`. Default `auto`.
+///   - Secrets can be given as files instead: `DATABASE_URL_FILE`, `PAYNOTIFY_STREAM_SECRET_FILE`
+///     and so on (``SecretFiles/settings``), as container platforms mount them.
 ///   - `PAYNOTIFY_HOST`: address to bind. Default `127.0.0.1`.
 ///   - `PAYNOTIFY_PORT`: port to bind, `0` for any free one. Default `8080`.
 ///   - `PAYNOTIFY_DB_POOL_SIZE`: most database connections open at once. Default `10`.
@@ -95,6 +103,8 @@ public struct AppConfiguration: Sendable {
     /// The database and its schema.
     public struct Database: Sendable {
         public var connection: ConnectionConfiguration
+        /// The listener's: `LISTEN` needs a session of its own, so not a pooler in transaction mode.
+        public var listenConnection: ConnectionConfiguration
         public var poolSize: Int
         public var acquireTimeout: Duration
         /// Where the migrations are read from; `nil` for those built into the binary.
@@ -167,8 +177,19 @@ public struct AppConfiguration: Sendable {
             shutdownGrace: reader.seconds("PAYNOTIFY_SHUTDOWN_GRACE_SECONDS", default: 10, in: 1...600),
             maximumBodyBytes: reader.integer("PAYNOTIFY_MAX_BODY_BYTES", default: 65_536, in: 1024...10_485_760)
         )
+        let preparedStatements = reader.choice(
+            "PAYNOTIFY_DB_PREPARED_STATEMENTS",
+            default: ConnectionConfiguration.PreparedStatements.automatic
+        )
+        var connection = Self.databaseURL(reader, "DATABASE_URL")
+        var listenConnection =
+            reader.string("PAYNOTIFY_LISTEN_DATABASE_URL") == nil
+            ? connection : Self.databaseURL(reader, "PAYNOTIFY_LISTEN_DATABASE_URL")
+        connection.preparedStatements = preparedStatements
+        listenConnection.preparedStatements = preparedStatements
         self.database = Database(
-            connection: Self.databaseURL(reader),
+            connection: connection,
+            listenConnection: listenConnection,
             poolSize: reader.integer("PAYNOTIFY_DB_POOL_SIZE", default: 10, in: 1...1000),
             acquireTimeout: reader.milliseconds("PAYNOTIFY_DB_ACQUIRE_TIMEOUT_MS", default: 5000, in: 1...600_000),
             migrationsDirectory: reader.string("PAYNOTIFY_MIGRATIONS_DIR"),
@@ -222,8 +243,7 @@ public struct AppConfiguration: Sendable {
 }
 
 extension AppConfiguration {
-    private static func databaseURL(_ reader: SettingsReader) -> ConnectionConfiguration {
-        let setting = "DATABASE_URL"
+    private static func databaseURL(_ reader: SettingsReader, _ setting: String) -> ConnectionConfiguration {
         // Never used: the configuration is refused whenever this stands in.
         let unusable = try! ConnectionConfiguration("")
         guard let url = reader.string(setting) else {

@@ -48,7 +48,7 @@ public func buildApplication(
     )
     let listener = NotificationListener(
         configuration: .init(
-            connection: configuration.database.connection,
+            connection: configuration.database.listenConnection,
             channels: [OrderStore.notificationChannel, OrderStore.alertChannel]
         ),
         logger: logger
@@ -150,7 +150,9 @@ public func buildApplication(
         ops: ops,
         pool: pool,
         listener: listener,
-        merchantWebhooks: merchantWebhooks
+        merchantWebhooks: merchantWebhooks,
+        orders: store,
+        reconciled: configuration.reconciliation.providers
     ).addRoutes(to: router)
     StreamsController(
         streams: OrderStreams(hub: hub, log: store, settings: streamSettings),

@@ -132,14 +132,27 @@ final class ServiceMetrics: Sendable {
     ///
     /// - Parameter endpoints: each merchant webhook endpoint's health, or `nil` when the database
     ///   could not say (those series then keep their last values).
+    /// - Parameter reconciliation: each reconciled provider's backlog, or `nil` likewise.
     func exposition(
         hub: StreamHub,
         ops: OpsFeed,
         pool: ConnectionPool,
         listener: NotificationListener,
-        endpoints: [WebhookEndpointHealth]?
+        endpoints: [WebhookEndpointHealth]?,
+        reconciliation: [ReconciliationBacklog]?
     ) -> [UInt8] {
         if let endpoints { self.recordEndpoints(endpoints) }
+        for backlog in reconciliation ?? [] {
+            let dimensions = [("provider", backlog.provider.rawValue)]
+            Metrics.Gauge(label: "paynotify_reconcile_due", dimensions: dimensions, factory: self.factory)
+                .record(backlog.due)
+            Metrics.Gauge(
+                label: "paynotify_reconcile_oldest_due_seconds",
+                dimensions: dimensions,
+                factory: self.factory
+            )
+            .record(backlog.oldestDueSeconds)
+        }
         let levels: [(String, [(String, String)], Int)] = [
             ("paynotify_streams_open", [("kind", "order")], hub.openStreams),
             ("paynotify_streams_open", [("kind", "ops")], ops.openStreams),
@@ -147,6 +160,8 @@ final class ServiceMetrics: Sendable {
             ("paynotify_db_pool_idle", [], pool.statistics.idle),
             ("paynotify_db_pool_waiting", [], pool.statistics.waiting),
             ("paynotify_listener_up", [], listener.isListening ? 1 : 0),
+            // The scrape's own reads of the database: whether it answered just now.
+            ("paynotify_database_up", [], endpoints == nil ? 0 : 1),
         ]
         for (label, dimensions, value) in levels {
             Metrics.Gauge(label: label, dimensions: dimensions, factory: self.factory).record(value)

@@ -30,8 +30,12 @@ final class SettingsReader {
     let environment: [String: String]
     private(set) var errors: [ConfigurationError] = []
 
+    /// Reads `environment` with every secret's `_FILE` form resolved (``SecretFiles``); a problem
+    /// with one is recorded like any other bad setting.
     init(environment: [String: String]) {
-        self.environment = environment
+        let (resolved, errors) = SecretFiles.resolving(environment)
+        self.environment = resolved
+        self.errors = errors
     }
 
     func refuse(_ setting: String, _ message: String) {
@@ -135,5 +139,55 @@ final class SettingsReader {
             return nil
         }
         return text
+    }
+}
+
+/// Secrets the way containers pass them: every setting that holds a secret can instead name a file
+/// that holds it, in `<SETTING>_FILE` (`PAYNOTIFY_STREAM_SECRET_FILE=/run/secrets/stream`), as Docker
+/// and Kubernetes mount secrets. The file's text is the value, less the line break that ends it.
+/// Giving both forms is an error naming both: neither silently wins.
+public enum SecretFiles {
+    /// The settings that hold secrets, each readable from a file.
+    public static let settings = [
+        "DATABASE_URL", "PAYNOTIFY_LISTEN_DATABASE_URL", "PAYNOTIFY_API_KEYS", "PAYNOTIFY_STREAM_SECRET",
+        "PAYNOTIFY_ADMIN_TOKEN", "PAYNOTIFY_SANDBOX_SECRETS", "PAYNOTIFY_STRIPE_SECRETS",
+        "PAYNOTIFY_WECHATPAY_APIV3_KEY", "PAYNOTIFY_STRIPE_API_KEY",
+    ]
+
+    /// `environment` with each `<SETTING>_FILE` replaced by `<SETTING>` and the file's text.
+    ///
+    /// - Throws: ``ConfigurationErrors`` naming each setting given twice or each file that
+    ///   cannot be read.
+    public static func resolve(_ environment: [String: String]) throws(ConfigurationErrors) -> [String: String] {
+        let (resolved, errors) = Self.resolving(environment)
+        if !errors.isEmpty { throw ConfigurationErrors(errors: errors) }
+        return resolved
+    }
+
+    static func resolving(_ environment: [String: String]) -> ([String: String], [ConfigurationError]) {
+        var resolved = environment
+        var errors: [ConfigurationError] = []
+        for setting in Self.settings {
+            let fileSetting = setting + "_FILE"
+            guard let path = resolved.removeValue(forKey: fileSetting), !path.isEmpty else { continue }
+            if let value = environment[setting], !value.isEmpty {
+                errors.append(
+                    ConfigurationError(setting: fileSetting, message: "and \(setting) are both set; give one")
+                )
+                continue
+            }
+            guard let data = FileManager.default.contents(atPath: path), var text = String(data: data, encoding: .utf8)
+            else {
+                errors.append(ConfigurationError(setting: fileSetting, message: "names \(path), which cannot be read"))
+                continue
+            }
+            while text.last?.isNewline == true { text.removeLast() }
+            guard !text.isEmpty else {
+                errors.append(ConfigurationError(setting: fileSetting, message: "names \(path), which is empty"))
+                continue
+            }
+            resolved[setting] = text
+        }
+        return (resolved, errors)
     }
 }

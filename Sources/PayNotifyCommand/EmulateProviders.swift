@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Hummingbird
+import PayNotify
 import ProviderEmulator
 import ServiceLifecycle
 import UnixSignals
@@ -23,10 +24,14 @@ struct EmulateProviders: AsyncParsableCommand {
     @Option(help: "How long a planned timeout fault holds its answer.") var hangSeconds = 30
 
     func run() async throws {
+        // The server's settings, secrets given as files included, so one environment serves both.
+        let environment = try refusingBadSettings { () throws(ConfigurationErrors) in
+            try SecretFiles.resolve(ProcessInfo.processInfo.environment)
+        }
         var configuration: EmulatedProviders.Configuration
         do {
             configuration = try EmulatedProviders.Configuration(
-                environment: ProcessInfo.processInfo.environment,
+                environment: environment,
                 keysDirectory: self.keys,
                 host: self.host,
                 port: self.port,

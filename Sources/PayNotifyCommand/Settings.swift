@@ -29,7 +29,11 @@ struct Settings: ParsableArguments {
             "PAYNOTIFY_HOST": self.host, "PAYNOTIFY_PORT": self.port, "DATABASE_URL": self.databaseURL,
             "PAYNOTIFY_MIGRATIONS_DIR": self.migrations, "PAYNOTIFY_LOG_LEVEL": self.logLevel,
         ]
-        for case (let name, let value?) in flags { environment[name] = value }
+        // A flag overrides its variable in both forms (`--database-url` over `DATABASE_URL_FILE` too).
+        for case (let name, let value?) in flags {
+            environment[name] = value
+            environment[name + "_FILE"] = nil
+        }
         let configuration = try refusingBadSettings { () throws(ConfigurationErrors) in
             try AppConfiguration(environment: environment)
         }

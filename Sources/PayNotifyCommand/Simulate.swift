@@ -47,7 +47,9 @@ struct Simulate: AsyncParsableCommand {
             throw ValidationError("--url must be like http://127.0.0.1:8080")
         }
         let client = LoopbackHTTPClient(host: host, port: components.port ?? 80)
-        let environment = ProcessInfo.processInfo.environment
+        let environment = try refusingBadSettings { () throws(ConfigurationErrors) in
+            try SecretFiles.resolve(ProcessInfo.processInfo.environment)
+        }
         let price = try await self.orderPrice(client: client, environment: environment)
         let paid = Money(amount: self.amount ?? price.amount, currency: price.currency)
         let request = try DeliverySimulator(credentials: try self.credentials(environment))

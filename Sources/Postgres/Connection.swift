@@ -21,6 +21,11 @@ public final class Connection {
     /// Statements prepared on this connection, by text and parameter types (a `NULL` has no type,
     /// so the same text with a `NULL` where a value was is another statement).
     private var prepared: [PreparedKey: String] = [:]
+    /// Whether statements are prepared at all (``ConnectionConfiguration/PreparedStatements``).
+    package private(set) var preparesStatements = true
+    /// Begins every statement name this connection prepares. Random, so that if sessions were ever
+    /// shared after all, a statement would be missing rather than another connection's.
+    private let statementPrefix = "paynotify_\(String(UInt32.random(in: .min ... .max), radix: 36))_"
 
     private struct PreparedKey: Hashable {
         let sql: String
@@ -60,7 +65,20 @@ public final class Connection {
             PQfinish(handle)
             throw PostgresError(kind: .connectionFailed, message: message)
         }
-        return Connection(handle: handle)
+        let connection = Connection(handle: handle)
+        switch configuration.preparedStatements {
+        case .on: break
+        case .off: connection.preparesStatements = false
+        case .automatic: connection.preparesStatements = try connection.reachesTheServerItself()
+        }
+        return connection
+    }
+
+    /// True when the session's backend is the process the connection was told at start-up: no
+    /// pooler in between, which answers start-up with a key of its own.
+    package func reachesTheServerItself() throws(PostgresError) -> Bool {
+        let pid = try self.consume(PQexecParams(self.handle, "SELECT pg_backend_pid()", 0, nil, nil, nil, nil, 1))
+        return try pid.first?.decode(Int.self, at: 0) == Int(PQbackendPID(self.handle))
     }
 
     /// Closes the connection (idempotent). libpq sends a Terminate message without waiting for an answer.
@@ -191,8 +209,8 @@ public final class Connection {
     private func preparedName(_ sql: String, _ bindings: [PostgresBinding]) throws(PostgresError) -> String? {
         let key = PreparedKey(sql: sql, types: bindings.map(\.type.rawValue))
         if let name = self.prepared[key] { return name }
-        guard self.prepared.count < Self.maximumPrepared else { return nil }
-        let name = "paynotify_\(self.prepared.count + 1)"
+        guard self.preparesStatements, self.prepared.count < Self.maximumPrepared else { return nil }
+        let name = self.statementPrefix + String(self.prepared.count + 1)
         try self.consume(PQprepare(self.handle, name, sql, Int32(key.types.count), key.types))
         self.prepared[key] = name
         return name

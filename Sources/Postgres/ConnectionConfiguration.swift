@@ -13,6 +13,24 @@ public struct ConnectionConfiguration: Sendable, CustomStringConvertible {
     let connectionString: String
     /// Settings applied unless the string or a `PG*` variable sets them (see ``init(_:defaults:)``).
     let defaults: [(keyword: String, value: String)]
+    /// Whether connections prepare the statements they run (see ``PreparedStatements``).
+    public var preparedStatements = PreparedStatements.automatic
+
+    /// Named prepared statements live in a server session. Through a pooler in transaction mode
+    /// (PgBouncer before 1.21) one client connection's transactions land on different server
+    /// sessions, so a statement prepared in one is missing, or is another client's, in the next.
+    public enum PreparedStatements: String, Sendable, CaseIterable {
+        /// Prepared when the connection reaches PostgreSQL itself: when the backend process the
+        /// server reports running the session (`pg_backend_pid()`) is the one the connection was
+        /// told at start-up. A pooler answers start-up itself with a key of its own, so the two
+        /// differ behind one, and statements then run unnamed.
+        case automatic = "auto"
+        /// Always prepared (a direct connection, or a pooler that keeps them, such as PgBouncer
+        /// 1.21+ with `max_prepared_statements`).
+        case on = "true"
+        /// Never prepared: each statement is parsed and planned every time it runs.
+        case off = "false"
+    }
 
     /// The defaults for a long-running service: a bounded connect time (libpq's default is to wait
     /// forever); a network that went silent noticed within about half a minute, by TCP keepalives

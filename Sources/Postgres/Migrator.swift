@@ -9,8 +9,8 @@ import NIOPosix
 /// applied version, stops the migrator with an error naming it, because the schema would no longer
 /// match the files.
 ///
-/// Several instances starting together is normal: migrators serialise on a session advisory lock,
-/// and whoever comes second finds the work done.
+/// Several instances starting together is normal: migrators serialise on a transaction-level
+/// advisory lock, and whoever comes second finds the work done.
 public struct Migrator: Sendable {
     /// The advisory lock key: the bytes of "paynotif" read as a big-endian integer.
     static let advisoryLockKey: Int64 = 0x7061_796e_6f74_6966
@@ -35,10 +35,27 @@ public struct Migrator: Sendable {
     }
 
     /// Migrates on a connection the caller owns. Blocking.
+    ///
+    /// Each step is one transaction under a transaction-level advisory lock, which also holds
+    /// through a pooler in transaction mode (a session lock would stay with whichever server
+    /// session took it): it re-reads what is applied and applies the next pending migration, until
+    /// none is left. Instances starting together serialise on the lock; whoever comes second finds
+    /// the work done.
     func migrate(on connection: Connection) throws -> [Migration] {
-        try connection.execute("SELECT pg_advisory_lock($1)", [Self.advisoryLockKey])
-        // If the connection breaks instead, the server drops the session lock by itself.
-        defer { _ = try? connection.execute("SELECT pg_advisory_unlock($1)", [Self.advisoryLockKey]) }
+        var applied: [Migration] = []
+        while let migration = try connection.transaction({ try self.applyNext(on: $0) }) {
+            self.logger.info(
+                "applied migration",
+                metadata: ["version": "\(migration.version)", "name": "\(migration.name)"]
+            )
+            applied.append(migration)
+        }
+        return applied
+    }
+
+    /// Applies the next pending migration, if any, in the caller's transaction.
+    private func applyNext(on connection: Connection) throws -> Migration? {
+        try connection.execute("SELECT pg_advisory_xact_lock($1)", [Self.advisoryLockKey])
         try connection.executeScript(
             """
             CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -50,21 +67,13 @@ public struct Migrator: Sendable {
             """
         )
         let applied = try self.appliedMigrations(on: connection)
-        let pending = try self.pendingMigrations(applied: applied)
-        for migration in pending {
-            try connection.transaction { connection in
-                try connection.executeScript(migration.sql)
-                try connection.execute(
-                    "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
-                    [migration.version, migration.name, migration.checksum]
-                )
-            }
-            self.logger.info(
-                "applied migration",
-                metadata: ["version": "\(migration.version)", "name": "\(migration.name)"]
-            )
-        }
-        return pending
+        guard let next = try self.pendingMigrations(applied: applied).first else { return nil }
+        try connection.executeScript(next.sql)
+        try connection.execute(
+            "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
+            [next.version, next.name, next.checksum]
+        )
+        return next
     }
 
     private func appliedMigrations(on connection: Connection) throws -> [Int: (name: String, checksum: String)] {

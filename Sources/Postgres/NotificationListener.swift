@@ -150,6 +150,13 @@ public final class NotificationListener: Service, Sendable {
             for channel in self.configuration.channels {
                 try connection.execute("LISTEN \(try connection.quoteIdentifier(channel))")
             }
+            // Through a pooler in transaction mode, LISTEN stays on a server session this
+            // connection may never see again, and notifications silently stop.
+            if !(try connection.reachesTheServerItself()) {
+                self.logger.warning(
+                    "the listener's connection goes through a pooler; notifications will be missed: give the listener a direct or session-mode connection"
+                )
+            }
         } catch {
             connection.close()
             throw error

@@ -14,12 +14,13 @@ public struct SQLState: RawRepresentable, Sendable, Hashable, CustomStringConver
 
     /// True for conditions where the same statement can succeed when tried again: serialization
     /// failures, deadlocks, a lock or statement timeout (55P03, 57014: a deployment may set
-    /// `lock_timeout` or `statement_timeout`), and the server shutting down or being unreachable
-    /// (class 08, 57P0x).
+    /// `lock_timeout` or `statement_timeout`), the server shutting down or being unreachable
+    /// (class 08, 57P0x), and a write refused by a server in recovery (25006: a standby, or a
+    /// primary being demoted in a failover; the new primary takes the retry).
     var isTransient: Bool {
         switch self {
         case .serializationFailure, .deadlockDetected, .adminShutdown, .crashShutdown, .cannotConnectNow,
-            .lockNotAvailable, .queryCanceled:
+            .lockNotAvailable, .queryCanceled, .readOnlySQLTransaction:
             return true
         default:
             return self.conditionClass == "08"
@@ -36,6 +37,7 @@ public struct SQLState: RawRepresentable, Sendable, Hashable, CustomStringConver
     static let adminShutdown = Self(rawValue: "57P01")
     static let crashShutdown = Self(rawValue: "57P02")
     static let cannotConnectNow = Self(rawValue: "57P03")
+    static let readOnlySQLTransaction = Self(rawValue: "25006")
     package static let undefinedTable = Self(rawValue: "42P01")
     package static let inFailedTransaction = Self(rawValue: "25P02")
 }

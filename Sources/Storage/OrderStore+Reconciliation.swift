@@ -18,7 +18,43 @@ public struct ReconciliationClaim: Sendable, Hashable {
     }
 }
 
+/// A provider's reconciliation work that is due and not yet taken: what an operator watches to see
+/// the reconciler keep up (a provider down or rate-limited makes it grow).
+public struct ReconciliationBacklog: Sendable, Hashable {
+    public let provider: Provider
+    /// Open orders whose step (a query, or a retry of closing) is due and unclaimed.
+    public let due: Int
+    /// How long the longest-waiting of them has been due; 0 when none is.
+    public let oldestDueSeconds: Double
+}
+
 extension OrderStore {
+    /// Each of `providers`' backlog, read with the claim's own index.
+    public func reconciliationBacklog(providers: [Provider]) async throws -> [ReconciliationBacklog] {
+        let found: [ReconciliationBacklog] = try await self.pool.withConnection { connection in
+            try connection.query(
+                """
+                SELECT provider, count(*), extract(epoch FROM now() - min(reconcile_at))::float8
+                FROM orders
+                WHERE provider = ANY($1::text[]) AND status IN ('pending', 'processing') AND reconcile_at <= now()
+                GROUP BY provider
+                """,
+                [Self.textArray(providers.map(\.rawValue))]
+            ).compactMap { row in
+                guard let provider = Provider(rawValue: try row.decode(String.self, at: 0)) else { return nil }
+                return ReconciliationBacklog(
+                    provider: provider,
+                    due: try row.decode(Int.self, at: 1),
+                    oldestDueSeconds: try row.decode(Double.self, at: 2)
+                )
+            }
+        }
+        return providers.map { provider in
+            found.first { $0.provider == provider }
+                ?? ReconciliationBacklog(provider: provider, due: 0, oldestDueSeconds: 0)
+        }
+    }
+
     /// Claims up to `limit` open orders of `providers` whose reconciliation step is due, soonest
     /// first, moving each a `lease` ahead so no other reconciler takes it meanwhile. A pending
     /// order past its deadline starts closing here (`expired`).

@@ -13,6 +13,9 @@ final class Deployment: Sendable {
     let instancePorts: [Int]
     let nginx: ChildProcess
     let nginxPort: Int
+    /// nginx's HTTPS port (TLS and HTTP/2), with a self-signed certificate for 127.0.0.1 made by
+    /// scripts/tls-cert.sh.
+    let nginxTLSPort: Int
     let directory: URL
     private let binary: String
     private let environments: [[String: String]]
@@ -27,6 +30,7 @@ final class Deployment: Sendable {
         instancePorts: [Int],
         nginx: ChildProcess,
         nginxPort: Int,
+        nginxTLSPort: Int,
         directory: URL
     ) {
         self.database = database
@@ -36,6 +40,7 @@ final class Deployment: Sendable {
         self.instancePorts = instancePorts
         self.nginx = nginx
         self.nginxPort = nginxPort
+        self.nginxTLSPort = nginxTLSPort
         self.directory = directory
     }
 
@@ -66,6 +71,13 @@ final class Deployment: Sendable {
         try await Self.waitReady(port: self.instancePorts[index])
     }
 
+    /// SIGKILLs instance `index`, and a second later starts it again and waits until it is ready.
+    func killAndRestart(_ index: Int) async throws {
+        self.instance(index).signal(SIGKILL)
+        try await Task.sleep(for: .seconds(1))
+        try await self.restart(index)
+    }
+
     /// Starts two instances and nginx, runs `body`, then stops them all, whether `body` threw or not.
     ///
     /// - Parameter database: where the instances keep their data; a fresh database when `nil`.
@@ -75,15 +87,11 @@ final class Deployment: Sendable {
         _ body: @Sendable (Deployment) async throws -> T
     ) async throws -> T {
         let deployment = try await Self.start(settings: settings, database: database)
-        let result: Result<T, any Error>
-        do {
-            result = .success(try await body(deployment))
-        } catch {
-            result = .failure(error)
-        }
-        try await deployment.stop()
-        if case .failure = result { deployment.printLogs() }
-        return try result.get()
+        return try await running(
+            { try await body(deployment) },
+            onFailure: { deployment.printLogs() },
+            finally: { try await deployment.stop() }
+        )
     }
 
     private static func start(settings: [String: String], database: TestDatabase?) async throws -> Deployment {
@@ -111,15 +119,34 @@ final class Deployment: Sendable {
         for port in ports { try await Self.waitReady(port: port) }
 
         let nginxPort = try TestEnvironment.freePort()
+        let nginxTLSPort = try TestEnvironment.freePort()
+        let tls = directory.appendingPathComponent("tls").path
+        let certificate = try ChildProcess.start(
+            TestEnvironment.repositoryRoot.appendingPathComponent("scripts/tls-cert.sh").path,
+            [tls],
+            outputPath: "/dev/null"
+        )
+        guard ChildProcess.succeeded(try await certificate.wait()) else {
+            throw TestSetupError("scripts/tls-cert.sh failed")
+        }
         let template = try String(
             contentsOf: TestEnvironment.repositoryRoot.appendingPathComponent("deploy/nginx.conf"),
             encoding: .utf8
         )
-        let configuration =
-            template
-            .replacingOccurrences(of: "server paynotify-1:8080", with: "server 127.0.0.1:\(ports[0])")
-            .replacingOccurrences(of: "server paynotify-2:8080", with: "server 127.0.0.1:\(ports[1])")
-            .replacingOccurrences(of: "listen 80;", with: "listen 127.0.0.1:\(nginxPort);")
+        var configuration = template
+        for (line, replacement) in [
+            ("server paynotify-1:8080", "server 127.0.0.1:\(ports[0])"),
+            ("server paynotify-2:8080", "server 127.0.0.1:\(ports[1])"),
+            ("listen 80;", "listen 127.0.0.1:\(nginxPort);"),
+            ("listen 443 ssl http2;", "listen 127.0.0.1:\(nginxTLSPort) ssl http2;"),
+            ("ssl_certificate /etc/nginx/tls/fullchain.pem;", "ssl_certificate \(tls)/fullchain.pem;"),
+            ("ssl_certificate_key /etc/nginx/tls/privkey.pem;", "ssl_certificate_key \(tls)/privkey.pem;"),
+        ] {
+            guard configuration.contains(line) else {
+                throw TestSetupError("deploy/nginx.conf no longer has \"\(line)\"")
+            }
+            configuration = configuration.replacingOccurrences(of: line, with: replacement)
+        }
         let configurationPath = directory.appendingPathComponent("nginx.conf").path
         try configuration.write(toFile: configurationPath, atomically: true, encoding: .utf8)
         let nginxLog = directory.appendingPathComponent("nginx.log").path
@@ -140,6 +167,7 @@ final class Deployment: Sendable {
             instancePorts: ports,
             nginx: nginx,
             nginxPort: nginxPort,
+            nginxTLSPort: nginxTLSPort,
             directory: directory
         )
         try await eventually(within: .seconds(20), "nginx answering") {
@@ -169,8 +197,8 @@ final class Deployment: Sendable {
     /// The programs' logs, for a failed test's output.
     private func printLogs() {
         for name in ["instance-1.log", "instance-2.log", "nginx.log"] {
-            let text = (try? String(contentsOf: self.directory.appendingPathComponent(name), encoding: .utf8)) ?? ""
-            print("---- \(name) (last lines) ----\n" + text.split(separator: "\n").suffix(40).joined(separator: "\n"))
+            let path = self.directory.appendingPathComponent(name).path
+            print("---- \(name) (last lines) ----\n" + lastLines(ofFile: path, 40))
         }
     }
 }

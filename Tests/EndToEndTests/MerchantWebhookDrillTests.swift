@@ -170,9 +170,7 @@ extension DrillTests {
         /// again when their lease runs out, so none is lost; those it had sent may arrive twice.
         @Test func instanceKilledMidDelivery() async throws {
             let report = try await Self.drill("merchant_webhooks_instance_sigkill") { deployment in
-                deployment.instance(0).signal(SIGKILL)
-                try await Task.sleep(for: .seconds(1))
-                try await deployment.restart(0)
+                try await deployment.killAndRestart(0)
             }
             Self.expectClean(report, unrecordedAtMost: Self.unrecordedPerInstance)
         }
@@ -187,9 +185,7 @@ extension DrillTests {
                 database: try TestDatabase.existing(url: cluster.url)
             ) {
                 _ in
-                try await cluster.stop()
-                try await Task.sleep(for: DrillScale.current.outage)
-                try await cluster.restart()
+                try await cluster.restart(after: DrillScale.current.outage)
             }
             Self.expectClean(report, unrecordedAtMost: 2 * Self.unrecordedPerInstance)
         }

@@ -89,12 +89,8 @@ extension DrillTests {
                             )
                         }
                         try await Task.sleep(for: .seconds(2))
-                        deployment.instance(0).signal(SIGKILL)
-                        try await Task.sleep(for: .seconds(1))
-                        try await deployment.restart(0)
-                        try await cluster.stop()
-                        try await Task.sleep(for: DrillScale.current.outage)
-                        try await cluster.restart()
+                        try await deployment.killAndRestart(0)
+                        try await cluster.restart(after: DrillScale.current.outage)
                     }
                     try await eventually(within: .seconds(120), "every unpaid order expired") {
                         try await Self.count(

@@ -12,8 +12,11 @@ struct WebDriver: Sendable {
     let session: String
 
     /// Starts chromedriver and a browser session, runs `body`, then ends both.
+    ///
+    /// - Parameter acceptInsecureCertificates: accept a self-signed TLS certificate (a test's own).
     static func run<T: Sendable>(
         logDirectory: URL,
+        acceptInsecureCertificates: Bool = false,
         _ body: @Sendable (WebDriver) async throws -> T
     ) async throws -> T {
         let port = try TestEnvironment.freePort()
@@ -39,6 +42,7 @@ struct WebDriver: Sendable {
                     "capabilities": [
                         "alwaysMatch": [
                             "browserName": "chrome",
+                            "acceptInsecureCerts": acceptInsecureCertificates,
                             "goog:chromeOptions": [
                                 "binary": "/usr/bin/chromium",
                                 "args": [

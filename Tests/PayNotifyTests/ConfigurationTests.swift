@@ -56,6 +56,58 @@ struct ConfigurationTests {
         #expect(error?.errors.map(\.setting) == [setting])
         #expect(error?.errors.first?.message.contains(value) == true)
     }
+
+    /// Secrets can come from files, as Docker and Kubernetes mount them: the value is the file's
+    /// text less the line break `echo` leaves.
+    @Test func secretsAreReadFromFiles() throws {
+        let directory = try TemporaryDirectory()
+        var environment = self.valid
+        for (setting, value) in [
+            ("DATABASE_URL", "postgres://payer:from-a-file@127.0.0.1:5433/paynotify"),
+            ("PAYNOTIFY_API_KEYS", "file-key-0123456789,file-key-9876543210"),
+            ("PAYNOTIFY_STREAM_SECRET", String(repeating: "f", count: 40)),
+            ("PAYNOTIFY_ADMIN_TOKEN", "admin-token-from-a-file"),
+        ] {
+            environment[setting] = nil
+            environment[setting + "_FILE"] = try directory.write(setting, contents: value + "\n")
+        }
+        let configuration = try AppConfiguration(environment: environment)
+        #expect(configuration.security.apiKeys == ["file-key-0123456789", "file-key-9876543210"])
+        #expect(configuration.security.streamSecret == String(repeating: "f", count: 40))
+        #expect(configuration.security.adminToken == "admin-token-from-a-file")
+        #expect("\(configuration.database.connection)".contains("user=payer"))
+        #expect("\(configuration.database.connection)".contains("port=5433"))
+    }
+
+    /// Both forms of one secret is an error naming both; neither wins silently.
+    @Test func bothFormsAreRefused() throws {
+        let directory = try TemporaryDirectory()
+        var environment = self.valid
+        environment["PAYNOTIFY_STREAM_SECRET_FILE"] = try directory.write(
+            "stream",
+            contents: String(repeating: "x", count: 32)
+        )
+        let error = #expect(throws: ConfigurationErrors.self) { try AppConfiguration(environment: environment) }
+        #expect(error?.errors.map(\.setting) == ["PAYNOTIFY_STREAM_SECRET_FILE"])
+        #expect(error?.errors.first?.message.contains("PAYNOTIFY_STREAM_SECRET are both set") == true)
+    }
+
+    /// A file that cannot be read, or holds nothing, is named by its setting and path, and the
+    /// secret it stands for then counts as missing.
+    @Test func unreadableAndEmptyFilesAreRefused() throws {
+        let directory = try TemporaryDirectory()
+        var environment = self.valid
+        environment["PAYNOTIFY_API_KEYS"] = nil
+        environment["PAYNOTIFY_API_KEYS_FILE"] = directory.path + "/absent"
+        environment["PAYNOTIFY_STRIPE_SECRETS_FILE"] = try directory.write("empty", contents: "\n")
+        let error = #expect(throws: ConfigurationErrors.self) { try AppConfiguration(environment: environment) }
+        #expect(
+            error?.errors.map(\.setting)
+                == ["PAYNOTIFY_API_KEYS_FILE", "PAYNOTIFY_STRIPE_SECRETS_FILE", "PAYNOTIFY_API_KEYS"]
+        )
+        #expect(error?.errors.first?.message.contains("/absent, which cannot be read") == true)
+        #expect(error?.errors.dropFirst().first?.message.contains("which is empty") == true)
+    }
 }
 
 extension ConfigurationTests {

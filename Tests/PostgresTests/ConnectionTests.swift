@@ -223,4 +223,61 @@ struct ConnectionTests {
         #expect(configuration.description.contains("host=db.example"))
         #expect(configuration.description.contains("sslmode=require"))
     }
+
+    /// Statements are prepared on a direct connection, and run unnamed through PgBouncer in
+    /// transaction mode, where the next transaction may find another session: `auto` tells the two
+    /// apart, and many transactions on several connections through the pooler all succeed.
+    @Test func automaticPreparedStatementsFollowWhetherAPoolerIsBetween() async throws {
+        let database = try await TestDatabase.create()
+        try await database.withConnection { try $0.execute("CREATE TABLE counted (n int)") }
+        #expect(try await database.withConnection { $0.preparesStatements })
+        try await TestPgBouncer.run(upstreamURL: database.url) { bouncer in
+            let pooled = try ConnectionConfiguration(bouncer.url(for: database.url))
+            #expect(try await TestThreads.withConnection(pooled) { !$0.preparesStatements })
+            var forced = pooled
+            forced.preparedStatements = .on
+            #expect(try await TestThreads.withConnection(forced) { $0.preparesStatements })
+            var off = try ConnectionConfiguration(database.url)
+            off.preparedStatements = .off
+            #expect(try await TestThreads.withConnection(off) { !$0.preparesStatements })
+
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for worker in 0..<4 {
+                    group.addTask {
+                        try await TestThreads.withConnection(pooled) { connection in
+                            for round in 0..<50 {
+                                try connection.transaction { connection in
+                                    try connection.execute("INSERT INTO counted VALUES ($1)", [worker * 100 + round])
+                                    _ = try connection.query("SELECT count(*) FROM counted WHERE n >= $1", [0])
+                                }
+                            }
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+        }
+        let count = try await database.withConnection {
+            try $0.query("SELECT count(*) FROM counted").first!.decode(Int.self, at: 0)
+        }
+        #expect(count == 200)
+    }
+
+    /// A write refused because the server is read-only (a standby, or a primary being demoted in a
+    /// failover) is transient: the service answers 503 and the retry reaches the new primary.
+    @Test func writesRefusedByAReadOnlyServerAreTransient() async throws {
+        let database = try await TestDatabase.create()
+        let error = try await database.withConnection { connection in
+            try connection.execute("CREATE TABLE written (n int)")
+            try connection.execute("SET default_transaction_read_only = on")
+            do {
+                try connection.execute("INSERT INTO written VALUES (1)")
+                return PostgresError?.none
+            } catch let error as PostgresError {
+                return error
+            }
+        }
+        #expect(error?.sqlState?.rawValue == "25006")
+        #expect(error?.isTransient == true)
+    }
 }

@@ -34,14 +34,28 @@ struct MigratorTests {
     /// Migrators racing on one database serialise: every file is applied exactly once.
     @Test func racingMigratorsApplyEachFileOnce() async throws {
         let database = try await TestDatabase.create()
+        try await self.race(on: database, through: database.configuration)
+    }
+
+    /// The same through PgBouncer in transaction mode, where one client connection's transactions
+    /// land on different server sessions: a session advisory lock would stay with whichever
+    /// session took it, so the next migrator would wait for it forever, or, landing on that same
+    /// session, run beside the first.
+    @Test func racingMigratorsThroughATransactionPoolerApplyEachFileOnce() async throws {
+        let database = try await TestDatabase.create()
+        try await TestPgBouncer.run(upstreamURL: database.url) { bouncer in
+            try await self.race(on: database, through: try .init(bouncer.url(for: database.url)))
+        }
+    }
+
+    private func race(on database: TestDatabase, through configuration: ConnectionConfiguration) async throws {
         let migrations =
             [self.first, self.second]
             + (3...8).map { Migration(version: $0, name: "table_\($0)", sql: "CREATE TABLE t\($0) (x int);") }
         let applied = try await withThrowingTaskGroup(of: Int.self) { group in
             for _ in 0..<4 {
                 group.addTask {
-                    try await Migrator(migrations: migrations, logger: self.logger).migrate(database.configuration)
-                        .count
+                    try await Migrator(migrations: migrations, logger: self.logger).migrate(configuration).count
                 }
             }
             return try await group.reduce(0, +)

@@ -46,11 +46,24 @@ public final class ChildProcess: Sendable {
         defer { for pointer in argv { free(pointer) } }
         var envp = (environment ?? [:]).map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer { for pointer in envp { free(pointer) } }
+        // Every signal at its default and none blocked: the test process's own mask and ignored
+        // signals would otherwise pass to the child through exec (seen here: PgBouncer never saw
+        // the SIGTERM that stops it).
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var none = sigset_t()
+        sigemptyset(&none)
+        var all = sigset_t()
+        sigfillset(&all)
+        posix_spawnattr_setsigmask(&attributes, &none)
+        posix_spawnattr_setsigdefault(&attributes, &all)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
         var pid: pid_t = 0
         let spawned =
             environment == nil
-            ? posix_spawn(&pid, "/bin/bash", &actions, nil, argv, environ)
-            : posix_spawn(&pid, "/bin/bash", &actions, nil, argv, &envp)
+            ? posix_spawn(&pid, "/bin/bash", &actions, &attributes, argv, environ)
+            : posix_spawn(&pid, "/bin/bash", &actions, &attributes, argv, &envp)
         guard spawned == 0 else { throw TestSetupError("could not start \(executable): error \(spawned)") }
         return ChildProcess(pid: pid, name: executable.split(separator: "/").last.map(String.init) ?? executable)
     }

@@ -23,6 +23,13 @@ public struct TestCluster: Sendable {
         _ = try await Self.script("start", self.directory.path)
     }
 
+    /// Stops the cluster (fast shutdown), and starts it again after `outage`.
+    public func restart(after outage: Duration) async throws {
+        try await self.stop()
+        try await Task.sleep(for: outage)
+        try await self.restart()
+    }
+
     /// Runs `scripts/pg-cluster.sh` and returns what it printed on standard output.
     private static func script(_ arguments: String...) async throws -> String {
         let script = TestEnvironment.repositoryRoot.appendingPathComponent("scripts/pg-cluster.sh").path

@@ -52,6 +52,22 @@ public enum TestEnvironment {
         return port
     }
 
+    /// True when something accepts TCP connections on 127.0.0.1:`port`.
+    public static func canConnect(port: Int) -> Bool {
+        let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard socket >= 0 else { return false }
+        defer { close(socket) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = UInt16(port).bigEndian
+        return withUnsafePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+            }
+        }
+    }
+
     /// A TCP socket bound to 127.0.0.1 on a port the kernel picks, listening with `backlog` when
     /// given; the caller closes it.
     public static func loopbackSocket(listening backlog: Int32?) throws -> (descriptor: Int32, port: Int) {
@@ -130,4 +146,28 @@ public func eventually(
         try await Task.sleep(for: .milliseconds(20))
     }
     throw TestSetupError("timed out after \(timeout) waiting for: \(what)")
+}
+
+/// Runs `body`, then `cleanup` whether `body` threw or not, with `onFailure` (printing logs, say)
+/// before it when it threw; returns `body`'s value or rethrows its error.
+public func running<T: Sendable>(
+    _ body: () async throws -> T,
+    onFailure: () -> Void = {},
+    finally cleanup: () async throws -> Void
+) async throws -> T {
+    let result: Result<T, any Error>
+    do {
+        result = .success(try await body())
+    } catch {
+        result = .failure(error)
+        onFailure()
+    }
+    try await cleanup()
+    return try result.get()
+}
+
+/// The last `count` lines of a log file, for a failed test's output ("" when it cannot be read).
+public func lastLines(ofFile path: String, _ count: Int = 20) -> String {
+    let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+    return text.split(separator: "\n").suffix(count).joined(separator: "\n")
 }

@@ -1,4 +1,5 @@
 import Hummingbird
+import Payments
 import Postgres
 import SSEGateway
 import Storage
@@ -12,17 +13,23 @@ struct MetricsController {
     let pool: ConnectionPool
     let listener: NotificationListener
     let merchantWebhooks: MerchantWebhookStore
+    let orders: OrderStore
+    /// The providers the reconciler asks: each gets its backlog series.
+    let reconciled: [Provider]
 
     func addRoutes(to router: Router<some RequestContext>) {
         router.get("/metrics") { _, _ in
             // Read from the database: a scrape while it is down still answers, without these series.
             let endpoints = try? await self.merchantWebhooks.endpointHealth(limit: 200)
+            let reconciliation =
+                self.reconciled.isEmpty ? [] : try? await self.orders.reconciliationBacklog(providers: self.reconciled)
             let text = self.metrics.exposition(
                 hub: self.hub,
                 ops: self.ops,
                 pool: self.pool,
                 listener: self.listener,
-                endpoints: endpoints
+                endpoints: endpoints,
+                reconciliation: reconciliation
             )
             return Response(
                 status: .ok,
