@@ -71,8 +71,9 @@ bench: deps
 	@bash bench/run.sh
 
 ## drills: the fault drills at full size (1,000 streams behind nginx, two instances, a steady
-## webhook load; PostgreSQL restarted, listeners killed, instances SIGKILLed and SIGTERMed). `make
-## test` runs the same drills at a tenth of the size. Each prints one JSON line {"drill": …}.
+## webhook load; PostgreSQL restarted, listeners killed, instances SIGKILLed and SIGTERMed, the
+## same behind PgBouncer, a Patroni leader killed and switched over). `make test` runs the same
+## drills at a tenth of the size. Each prints one JSON line {"drill": …}.
 drills:
 	@set -o pipefail; PAYNOTIFY_DRILLS=full PAYNOTIFY_TEST_TIMEOUT=30m scripts/test.sh --filter DrillTests 2>&1 \
 	    | tee .build/drills.log | grep -E '"drill"|✔|✘'

@@ -26,7 +26,8 @@
 #      provider emulator, with the queries counted against the schedule and the rate limit); with
 #      BENCH_RECONCILE=1 the emulator starts before step 4 and every server reconciles all three
 #      providers against it, so the intake and stream figures are measured with the reconciler on;
-#      before it, BENCH_AB_PAIRS pairs of intake and stream runs with the reconciler off, then on;
+#      before it, BENCH_AB_PAIRS rounds of intake and stream runs with the reconciler off, on, and
+#      with statements unprepared (as behind a transaction-mode pooler);
 #   6. pinned (BENCH_PINNED): restarts the cluster under `taskset -c BENCH_PIN_DB_CPU` (the
 #      postmaster and every backend on that CPU, checked with `taskset -p`), and runs the throughput
 #      runs again with the server, the load generator and pgbench (both scripts) under
@@ -89,7 +90,7 @@ BENCH_MERCHANT=${BENCH_MERCHANT:-1}                # 1: the merchant webhook run
 BENCH_RECONCILE=${BENCH_RECONCILE:-1}             # 1: the reconciliation run; 0: none; only: nothing else
 BENCH_RECONCILE_ORDERS=${BENCH_RECONCILE_ORDERS:-10000} # orders whose callbacks are lost, in that run
 BENCH_RECONCILE_RATE=${BENCH_RECONCILE_RATE:-200}  # its WeChat Pay rate limit, queries a second
-BENCH_AB_PAIRS=${BENCH_AB_PAIRS:-2}                # reconciler off/on pairs of intake and stream runs (0: none)
+BENCH_AB_PAIRS=${BENCH_AB_PAIRS:-2}                # rounds of intake and stream runs: reconciler off, on, unprepared (0: none)
 BENCH_BACKLOG=${BENCH_BACKLOG:-100000}             # messages in the merchant backlog drain run
 # Seconds for everything after the build; by default 1200 + 30 x BENCH_SECONDS: 25 timed runs (30
 # leaves some slack), the set-up of the stream runs (their orders), the servers' and the clusters'
@@ -630,18 +631,21 @@ print(" ".join(k + "=" + json.dumps(v, separators=(",", ":")) for k, v in json.l
     python3 bench/record.py figures --results "$RESULTS" --run reconcile_lost_callbacks --benchmark reconcile "${fields[@]}"
 }
 
-# reconciler_ab_phase: intake (throughput at BENCH_CONCURRENCY) and streams (deliver at BENCH_RATE)
-# with the reconciler off, then on (every provider against the emulator), alternated BENCH_AB_PAIRS
-# times on one cluster and one binary: whether a configured reconciler costs webhooks or streams
-# anything, measured head to head rather than against another day's run.
-reconciler_ab_phase() {
+# ab_phase: intake (throughput at BENCH_CONCURRENCY) and streams (deliver at BENCH_RATE) three ways,
+# alternated BENCH_AB_PAIRS times on one cluster and one binary, head to head rather than against
+# another day's run: "off" (the reconciler off), "on" (every provider reconciled against the
+# emulator: what a configured reconciler costs), and "unprepared" (the reconciler off and
+# PAYNOTIFY_DB_PREPARED_STATEMENTS=false: what running behind a transaction-mode pooler costs in
+# parsing and planning every statement).
+ab_phase() {
     local saved=("${RECONCILER_ENV[@]}") pair mode c=$BENCH_CONCURRENCY
-    say "reconciler off and on, alternated: $BENCH_AB_PAIRS pairs"
-    start_emulator || { FAILED+=(reconciler_ab); return 0; }
+    say "reconciler off / on / statements unprepared, alternated: $BENCH_AB_PAIRS rounds"
+    start_emulator || { FAILED+=(ab); return 0; }
     for pair in $(seq 1 "$BENCH_AB_PAIRS"); do
-        for mode in off on; do
+        for mode in off on unprepared; do
             RECONCILER_ENV=()
             [ "$mode" = on ] && RECONCILER_ENV=("${PROVIDER_ENV[@]}")
+            [ "$mode" = unprepared ] && RECONCILER_ENV=(PAYNOTIFY_DB_PREPARED_STATEMENTS=false)
             restart_server || { FAILED+=("ab_${mode}_$pair"); continue; }
             loadgen "ab_${mode}_${pair}_throughput_c$c" $((BENCH_SECONDS + 90)) \
                 throughput --concurrency "$c" --seconds "$BENCH_SECONDS"
@@ -880,7 +884,7 @@ else
     stop_server
 fi
 if [ "$BENCH_RECONCILE" != 0 ] && [ "$BENCH_ONLY_PGBENCH" != 1 ]; then
-    [ "$BENCH_AB_PAIRS" -gt 0 ] && reconciler_ab_phase
+    [ "$BENCH_AB_PAIRS" -gt 0 ] && ab_phase
     reconcile_phase
 fi
 if [ "$BENCH_MERCHANT" != 0 ] && [ "$BENCH_ONLY_PGBENCH" != 1 ]; then merchant_phase; fi

@@ -135,6 +135,7 @@ class Summary:
         merchant = str(self.settings.get("merchant", "1"))
         reconcile = str(self.settings.get("reconcile", "0"))
         if reconcile == "only":
+            self.ab_rows()
             self.reconcile_rows()
             return self.rows
         if merchant != "only":
@@ -147,17 +148,20 @@ class Summary:
         return self.rows
 
     def ab_rows(self):
-        """The reconciler off and on, alternated: intake and the streams' p99, pair by pair."""
+        """Alternated rounds: intake and the streams' p99 with the reconciler on, and with statements
+        unprepared, each against the reconciler off in the same round."""
         c, rate = self.settings.get("concurrency", [None])[0], self.settings.get("rate")
         for pair in range(1, int(self.settings.get("ab_pairs", 0)) + 1):
             off = get(self.ok(f"ab_off_{pair}_throughput_c{c}"), "accepted_per_s")
-            on = get(self.ok(f"ab_on_{pair}_throughput_c{c}"), "accepted_per_s")
-            self.add("reconciler_ab", f"pair {pair}: intake c={c}, on vs off", on, off, ratio_of(on, off),
-                     num(on, "/s"), f"{num(off, '/s')} off", "(info)", "info", f"ab_{pair}_throughput")
-            off = get(self.ok(f"ab_off_{pair}_deliver_r{rate}"), "latency_ms", "p99")
-            on = get(self.ok(f"ab_on_{pair}_deliver_r{rate}"), "latency_ms", "p99")
-            self.add("reconciler_ab", f"pair {pair}: stream p99 at {rate}/s, on vs off", on, off, ratio_of(on, off),
-                     num(on, " ms", 2), f"{num(off, ' ms', 2)} off", "(info)", "info", f"ab_{pair}_deliver")
+            off_p99 = get(self.ok(f"ab_off_{pair}_deliver_r{rate}"), "latency_ms", "p99")
+            for mode, label in (("on", "reconciler on"), ("unprepared", "unprepared")):
+                svc = get(self.ok(f"ab_{mode}_{pair}_throughput_c{c}"), "accepted_per_s")
+                self.add("ab", f"round {pair}: intake c={c}, {label}", svc, off, ratio_of(svc, off), num(svc, "/s"),
+                         f"{num(off, '/s')} off", "(info)", "info", f"ab_{mode}_{pair}_throughput")
+                p99 = get(self.ok(f"ab_{mode}_{pair}_deliver_r{rate}"), "latency_ms", "p99")
+                self.add("ab", f"round {pair}: stream p99 {rate}/s, {label}", p99, off_p99, ratio_of(p99, off_p99),
+                         num(p99, " ms", 2), f"{num(off_p99, ' ms', 2)} off", "(info)", "info",
+                         f"ab_{mode}_{pair}_deliver")
 
     def reconcile_rows(self):
         t = self.t
@@ -369,8 +373,8 @@ def main(argv=None):
                    "merchant")
         print_rows(rows, "pinned (PostgreSQL alone on its CPU; the service, its load and pgbench on the other)",
                    "pinned")
-        print_rows(rows, "reconciler off, then on (every provider against the emulator), alternated on one cluster",
-                   "reconciler_ab")
+        print_rows(rows, "alternated on one cluster: the reconciler on (every provider against the emulator), and "
+                   "statements unprepared (as behind PgBouncer), against the reconciler off", "ab")
         print_rows(rows, "reconciliation (orders whose callbacks are all lost, asked about at the provider emulator)",
                    "reconcile")
 

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # The end-to-end tests run the real nginx, and the checkout page in Debian's headless Chromium.
-PAYNOTIFY_EXTRA_PACKAGES="nginx chromium chromium-driver python3 python3-venv pgbouncer prometheus ${PAYNOTIFY_EXTRA_PACKAGES:-}" scripts/install-deps.sh
+PAYNOTIFY_EXTRA_PACKAGES="nginx chromium chromium-driver python3 python3-venv pgbouncer prometheus patroni etcd-server ${PAYNOTIFY_EXTRA_PACKAGES:-}" scripts/install-deps.sh
 # The reference Standard Webhooks library, which must accept merchant webhooks' signatures.
 PAYNOTIFY_TEST_PYTHON=$(scripts/python-env.sh)
 export PAYNOTIFY_TEST_PYTHON

@@ -31,6 +31,9 @@ final class ProviderLoad: Sendable {
         var retryable = 0
         var acknowledged: [String] = []
         var refused = 0
+        /// When the fault began, and the answers since: acknowledged (true) or retryable (false).
+        var faultStarted: ContinuousClock.Instant?
+        var answersSinceFault: [(at: ContinuousClock.Instant, acknowledged: Bool)] = []
     }
 
     private let counts = Mutex(Counts())
@@ -67,6 +70,7 @@ final class ProviderLoad: Sendable {
         async let flowing: Void = load.run(client, orders: orders, rate: rate)
         do {
             try await Task.sleep(for: .seconds(2))
+            load.counts.withLock { $0.faultStarted = .now }
             try await fault(deployment)
             try await Task.sleep(for: .seconds(2))
         } catch {
@@ -88,13 +92,19 @@ final class ProviderLoad: Sendable {
                 .status
             switch status {
             case .some(200..<300):
-                self.counts.withLock { $0.acknowledged.append(eventID) }
+                self.counts.withLock { counts in
+                    counts.acknowledged.append(eventID)
+                    if counts.faultStarted != nil { counts.answersSinceFault.append((.now, true)) }
+                }
                 return
             case .some(let status) where status < 500:
                 self.counts.withLock { $0.refused += 1 }
                 return
             default:
-                self.counts.withLock { $0.retryable += 1 }
+                self.counts.withLock { counts in
+                    counts.retryable += 1
+                    if counts.faultStarted != nil { counts.answersSinceFault.append((.now, false)) }
+                }
                 try? await Task.sleep(for: .milliseconds(200))
             }
         }
@@ -104,6 +114,18 @@ final class ProviderLoad: Sendable {
     var retryable: Int { self.counts.withLock { $0.retryable } }
     var refused: Int { self.counts.withLock { $0.refused } }
     var acknowledged: [String] { self.counts.withLock { $0.acknowledged } }
+
+    /// Seconds from the fault's start until webhooks were acknowledged again: to the first
+    /// acknowledgement after the last retryable answer; 0 when the fault refused none.
+    var recoverySeconds: Double? {
+        self.counts.withLock { counts in
+            guard let started = counts.faultStarted else { return nil }
+            guard let lastRefused = counts.answersSinceFault.last(where: { !$0.acknowledged })?.at else { return 0 }
+            guard let recovered = counts.answersSinceFault.first(where: { $0.acknowledged && $0.at > lastRefused })?.at
+            else { return nil }
+            return (recovered - started) / .seconds(1)
+        }
+    }
 }
 
 /// One drill's figures, printed as a JSON line (`{"drill":…}`) for RELIABILITY.md.
@@ -120,6 +142,8 @@ struct DrillReport: Sendable {
     var duplicated = 0
     var crashes = 0
     var seconds = 0.0
+    /// From the fault until webhooks were acknowledged again (``ProviderLoad/recoverySeconds``).
+    var recoverySeconds: Double?
     var extra: [String: String] = [:]
 
     func print() {
@@ -130,6 +154,7 @@ struct DrillReport: Sendable {
             "events_delivered": self.eventsDelivered, "lost": self.lost, "duplicated": self.duplicated,
             "crashes": self.crashes, "seconds": (self.seconds * 10).rounded() / 10,
         ]
+        if let recovery = self.recoverySeconds { fields["recovery_seconds"] = (recovery * 10).rounded() / 10 }
         for (key, value) in self.extra { fields[key] = value }
         let data = (try? JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys])) ?? Data()
         Swift.print(String(decoding: data, as: UTF8.self))
@@ -141,7 +166,7 @@ struct DrillTests {
     /// Runs streams and a provider load through nginx, disturbs them with `fault`, then pays every
     /// order and checks: every acknowledged delivery was committed, and every stream got every
     /// event of its order once.
-    private static func drill(
+    static func drill(
         _ name: String,
         database: TestDatabase? = nil,
         settings: [String: String] = [:],
@@ -173,6 +198,7 @@ struct DrillTests {
             report.webhookAttempts = load.attempts
             report.acknowledged = load.acknowledged.count
             report.retryable5xx = load.retryable
+            report.recoverySeconds = load.recoverySeconds
             let acknowledged = load.acknowledged
             let committed = try await deployment.database.withConnection { connection in
                 try connection.query(
@@ -198,7 +224,7 @@ struct DrillTests {
         }
     }
 
-    private static func expectClean(_ report: DrillReport) {
+    static func expectClean(_ report: DrillReport) {
         report.print()
         #expect(report.acknowledgedNotCommitted == 0, "\(report.name): a 2xx for an uncommitted delivery")
         #expect(report.lost == 0, "\(report.name): events lost")
