@@ -147,15 +147,16 @@ public final class NotificationListener: Service, Sendable {
     private func connectAndListen() throws(PostgresError) -> Connection {
         let connection = try Connection.connect(self.configuration.connection)
         do {
-            for channel in self.configuration.channels {
-                try connection.execute("LISTEN \(try connection.quoteIdentifier(channel))")
-            }
             // Through a pooler in transaction mode, LISTEN stays on a server session this
-            // connection may never see again, and notifications silently stop.
+            // connection may never see again, and notifications silently stop. (Asked before
+            // LISTEN, which then stays the session's last statement in pg_stat_activity.)
             if !(try connection.reachesTheServerItself()) {
                 self.logger.warning(
                     "the listener's connection goes through a pooler; notifications will be missed: give the listener a direct or session-mode connection"
                 )
+            }
+            for channel in self.configuration.channels {
+                try connection.execute("LISTEN \(try connection.quoteIdentifier(channel))")
             }
         } catch {
             connection.close()

@@ -271,15 +271,17 @@ struct DrillTests {
         }
     }
 
-    /// The listeners' backends are terminated every two seconds: nothing is lost.
+    /// The listeners' backends are terminated every two seconds: nothing is lost. Each round must
+    /// find a listener to terminate, or the drill would prove nothing.
     @Test func listenerKills() async throws {
         let report = try await Self.drill("listener_kills") { deployment in
-            for _ in 0..<DrillScale.current.listenerKills {
-                _ = try await deployment.database.withConnection { connection in
+            for round in 0..<DrillScale.current.listenerKills {
+                let terminated = try await deployment.database.withConnection { connection in
                     try connection.query(
-                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'LISTEN%'"
-                    )
+                        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE query LIKE 'LISTEN%'"
+                    ).first!.decode(Int.self, at: 0)
                 }
+                #expect(terminated >= 1, "round \(round): no listener found to terminate")
                 try await Task.sleep(for: .seconds(2))
             }
         }

@@ -52,6 +52,30 @@ public enum TestEnvironment {
         return port
     }
 
+    /// A port on 127.0.0.1 for a server that listens for the whole test (a database node), below
+    /// the kernel's ephemeral range (32768 and up here), where the source ports of the test run's
+    /// many outgoing connections could take it between the choice and the server's bind; checked
+    /// free by binding it, as `scripts/pg-cluster.sh` chooses its clusters' ports.
+    public static func serverPort() throws -> Int {
+        for _ in 0..<100 {
+            let port = Int.random(in: 20_000..<32_000)
+            let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            guard socket >= 0 else { continue }
+            defer { close(socket) }
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            address.sin_port = UInt16(port).bigEndian
+            let bound = withUnsafePointer(to: &address) { pointer in
+                pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    bind(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+                }
+            }
+            if bound { return port }
+        }
+        throw TestSetupError("no free port from 20000 to 31999 on 127.0.0.1")
+    }
+
     /// True when something accepts TCP connections on 127.0.0.1:`port`.
     public static func canConnect(port: Int) -> Bool {
         let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)

@@ -118,7 +118,8 @@ public final class TestPatroni: Sendable {
             }
             guard etcd.isRunning else { throw TestSetupError("etcd exited") }
             for node in nodes { try patroni.startPatroni(node) }
-            try await patroni.waitForLeaderAndSyncStandby(within: .seconds(90))
+            // initdb, a base backup and two starts, on 2 cores the whole test run shares.
+            try await patroni.waitForLeaderAndSyncStandby(within: .seconds(180))
             let configuration = try ConnectionConfiguration(patroni.url(database: "postgres"))
             try await TestThreads.withConnection(configuration) { connection in
                 try connection.execute("CREATE DATABASE paynotify")
@@ -266,7 +267,14 @@ public final class TestPatroni: Sendable {
     public var logTails: String {
         var text = "---- etcd.log ----\n" + lastLines(ofFile: self.etcdLog, 10)
         for node in self.nodes {
-            text += "\n---- \(node.name)/patroni.log ----\n" + lastLines(ofFile: node.log, 30)
+            // Without the loop's routine lines ("Lock owner", "no action"…), which would hide the rest.
+            let routine = [
+                "Lock owner:", "no action.", "waiting for leader to bootstrap", "bootstrap in progress",
+                "not healthy enough for leader race",
+            ]
+            let lines = ((try? String(contentsOfFile: node.log, encoding: .utf8)) ?? "").split(separator: "\n")
+                .filter { line in !routine.contains { line.contains($0) } }
+            text += "\n---- \(node.name)/patroni.log ----\n" + lines.suffix(40).joined(separator: "\n")
         }
         return text
     }
@@ -425,7 +433,7 @@ public final class TestPatroni: Sendable {
     private static func freePorts(_ count: Int) throws -> [Int] {
         var ports: [Int] = []
         while ports.count < count {
-            let port = try TestEnvironment.freePort()
+            let port = try TestEnvironment.serverPort()
             if !ports.contains(port) { ports.append(port) }
         }
         return ports
