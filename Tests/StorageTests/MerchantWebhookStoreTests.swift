@@ -161,8 +161,14 @@ private func withWebhookStore(
     _ body: @Sendable (MerchantWebhookStore, TestDatabase) async throws -> Void
 ) async throws {
     let database = try await TestDatabase.create(migrated: true)
+    // These tests are about what the store writes, not about waiting: a generous wait for a
+    // connection, so a busy start of the test run (seconds with every core taken) cannot fail them.
     let pool = ConnectionPool(
-        configuration: .init(connection: database.configuration, maximumConnections: connections),
+        configuration: .init(
+            connection: database.configuration,
+            maximumConnections: connections,
+            acquireTimeout: .seconds(60)
+        ),
         logger: Logger(label: "test")
     )
     try await withRunning(pool) { pool in

@@ -16,8 +16,14 @@ func withStore<T: Sendable>(
     _ body: @Sendable (OrderStore, TestDatabase) async throws -> T
 ) async throws -> T {
     let database = try await TestDatabase.create(migrated: true)
+    // These tests are about what the store writes, not about waiting: a generous wait for a
+    // connection, so a busy start of the test run (seconds with every core taken) cannot fail them.
     let pool = ConnectionPool(
-        configuration: .init(connection: database.configuration, maximumConnections: maximumConnections),
+        configuration: .init(
+            connection: database.configuration,
+            maximumConnections: maximumConnections,
+            acquireTimeout: .seconds(60)
+        ),
         logger: Logger(label: "test")
     )
     return try await withRunning(pool) { pool in

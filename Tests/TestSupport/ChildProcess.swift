@@ -27,6 +27,7 @@ public final class ChildProcess: Sendable {
         _ executable: String,
         _ arguments: [String],
         environment: [String: String]? = nil,
+        workingDirectory: String = "/",
         outputPath: String,
         errorPath: String? = nil
     ) throws -> ChildProcess {
@@ -40,9 +41,13 @@ public final class ChildProcess: Sendable {
         }
         // No redirection on the loop: bash would park the real stderr on a descriptor the loop
         // then closes, and the program would run with its stderr lost (seen here).
+        // It starts in `workingDirectory`, "/" unless told: the tests' own (a fresh clone in a
+        // mode-700 temporary directory, say) may be closed to a program that runs as another user
+        // (seen here: Patroni, as postgres, failed in Python's multiprocessing, which enters it).
         let prelude =
-            #"for fd in /proc/$$/fd/*; do fd=${fd##*/}; if [ "$fd" -gt 2 ]; then eval "exec $fd>&-"; fi; done; exec "$0" "$@""#
-        let argv = (["/bin/bash", "-c", prelude, executable] + arguments).map { strdup($0) } + [nil]
+            #"cd -- "$1" || exit 1; shift; for fd in /proc/$$/fd/*; do fd=${fd##*/}; if [ "$fd" -gt 2 ]; then eval "exec $fd>&-"; fi; done; exec "$0" "$@""#
+        let argv =
+            (["/bin/bash", "-c", prelude, executable, workingDirectory] + arguments).map { strdup($0) } + [nil]
         defer { for pointer in argv { free(pointer) } }
         var envp = (environment ?? [:]).map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer { for pointer in envp { free(pointer) } }
